@@ -1,0 +1,30 @@
+//! gort: a Go-like runtime for Rust.
+//!
+//! Goroutines are stackful green threads whose stacks are spans of a span heap: a stack starts
+//! with one committed page, grows copy-free up to its reservation behind a guard region, and
+//! never moves, so ordinary blocking Rust (references into the stack included) runs inside it.
+//!
+//! This release provides the foundation: the [span heap](heap) and [goroutine stacks](stack).
+//!
+//! ```
+//! use corosensei::{Coroutine, CoroutineResult};
+//! use gort::stack::{Stack, StackSize};
+//!
+//! let stack = Stack::new(StackSize::DEFAULT)?;
+//! let mut coroutine = Coroutine::with_stack(stack, |yielder, start: u32| {
+//!     let next = yielder.suspend(start + 1);
+//!     next * 2
+//! });
+//! assert!(matches!(coroutine.resume(1), CoroutineResult::Yield(2)));
+//! assert!(matches!(coroutine.resume(21), CoroutineResult::Return(42)));
+//! # Ok::<(), gort::stack::StackError>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod heap;
+#[cfg(not(loom))]
+pub mod stack;
+mod sync;
+#[cfg(all(test, not(loom)))]
+mod testing;

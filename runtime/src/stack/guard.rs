@@ -1,0 +1,148 @@
+//! Guard regions at the low end of stacks.
+//!
+//! Linux 6.13 and later install guards with `madvise(MADV_GUARD_INSTALL)`: page-table markers
+//! that fault on access without splitting the mapping, so every stack shares the heap's one
+//! mapping and `vm.max_map_count` never limits how many stacks exist. Older kernels answer
+//! `EINVAL`; then guards are `mprotect(PROT_NONE)` regions, two mappings per stack.
+//!
+//! Invariants:
+//! - the mode is detected once per process and never changes afterwards;
+//! - a guard is removed before its span returns to the heap, so a later span never inherits a
+//!   fault-on-access hole in the middle of its pages.
+
+use std::fmt;
+use std::io;
+use std::sync::OnceLock;
+
+/// `madvise` advice that installs guard markers (Linux 6.13).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+/// `madvise` advice that removes guard markers.
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+
+static MODE: OnceLock<GuardMode> = OnceLock::new();
+
+/// How this process installs stack guard regions.
+///
+/// # Examples
+///
+/// ```
+/// use gort::stack::{self, GuardMode};
+///
+/// match stack::guard_mode() {
+///     GuardMode::Madvise => println!("guards cost no memory mappings"),
+///     GuardMode::Mprotect => println!("each stack costs two memory mappings"),
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GuardMode {
+    /// `madvise(MADV_GUARD_INSTALL)`: no extra mappings (Linux 6.13 and later).
+    Madvise,
+    /// `mprotect(PROT_NONE)`: two mappings per stack, bounded by `vm.max_map_count`.
+    Mprotect,
+}
+
+impl fmt::Display for GuardMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GuardMode::Madvise => "madvise(MADV_GUARD_INSTALL)",
+            GuardMode::Mprotect => "mprotect(PROT_NONE)",
+        })
+    }
+}
+
+/// The guard mode of this process, detected on first use.
+///
+/// # Examples
+///
+/// ```
+/// let mode = gort::stack::guard_mode();
+/// assert_eq!(mode, gort::stack::guard_mode()); // detected once
+/// ```
+pub fn guard_mode() -> GuardMode {
+    *MODE.get_or_init(detect)
+}
+
+/// Tries `MADV_GUARD_INSTALL` on a scratch page.
+fn detect() -> GuardMode {
+    let page = os_page_size();
+    // SAFETY: a fresh private anonymous page aliases nothing and is unmapped below.
+    let scratch = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    let mode = if scratch == libc::MAP_FAILED {
+        log::warn!("gort: cannot map a page to probe for MADV_GUARD_INSTALL: {}", io::Error::last_os_error());
+        GuardMode::Mprotect
+    } else {
+        // SAFETY: `scratch` is the page mapped above; guard markers on it harm nothing.
+        let rc = unsafe { libc::madvise(scratch, page, MADV_GUARD_INSTALL) };
+        let err = io::Error::last_os_error();
+        // SAFETY: `scratch` was mapped above and nothing else refers to it.
+        unsafe { libc::munmap(scratch, page) };
+        if rc == 0 {
+            GuardMode::Madvise
+        } else {
+            log::debug!("gort: MADV_GUARD_INSTALL refused: {err}");
+            GuardMode::Mprotect
+        }
+    };
+    match mode {
+        GuardMode::Madvise => log::info!("gort: stack guards use {mode}"),
+        GuardMode::Mprotect => {
+            log::warn!("gort: stack guards use {mode}: each stack costs two memory mappings (vm.max_map_count)")
+        }
+    }
+    mode
+}
+
+/// The OS page size.
+pub(crate) fn os_page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page).expect("the OS page size is positive")
+}
+
+/// Makes `[addr, addr + len)` fault on any access.
+///
+/// # Safety
+///
+/// The range must be page aligned, inside a span the caller owns, and hold nothing anyone reads
+/// or writes.
+pub(crate) unsafe fn install(addr: usize, len: usize) -> io::Result<()> {
+    let rc = match guard_mode() {
+        // SAFETY: the caller owns the range and nothing in it is in use.
+        GuardMode::Madvise => unsafe { libc::madvise(addr as *mut libc::c_void, len, MADV_GUARD_INSTALL) },
+        // SAFETY: as above.
+        GuardMode::Mprotect => unsafe { libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_NONE) },
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Makes a guard installed by [`install`] ordinary read-write memory again.
+///
+/// # Safety
+///
+/// The range must be exactly a guard installed by [`install`] in a span the caller owns.
+pub(crate) unsafe fn remove(addr: usize, len: usize) -> io::Result<()> {
+    let rc = match guard_mode() {
+        // SAFETY: the caller owns the range, which holds only guard markers.
+        GuardMode::Madvise => unsafe { libc::madvise(addr as *mut libc::c_void, len, MADV_GUARD_REMOVE) },
+        // SAFETY: as above; read-write is the protection of the rest of the arena.
+        GuardMode::Mprotect => unsafe {
+            libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE)
+        },
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Forces the mode before first use, to exercise a path this kernel would not take.
+#[cfg(test)]
+pub(crate) fn force(mode: GuardMode) {
+    assert_eq!(*MODE.get_or_init(|| mode), mode, "the guard mode was detected before it was forced");
+}

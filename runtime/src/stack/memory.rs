@@ -1,0 +1,34 @@
+//! Commit state of stack memory: giving pages back to the OS and counting resident pages.
+//!
+//! Invariant: both functions work on whole OS pages of memory the caller owns; neither changes
+//! what a later reader of the memory sees except that released pages read as zero.
+
+use std::io;
+
+use super::guard::os_page_size;
+
+/// Gives the pages of `[addr, addr + len)` back to the OS (`MADV_DONTNEED`); they read as zero
+/// and are committed again on the next touch.
+///
+/// # Safety
+///
+/// The range must be page aligned and belong to the caller, and nothing may rely on its
+/// contents.
+pub(crate) unsafe fn release(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: the caller owns the range and gives up its contents.
+    let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// The bytes of `[addr, addr + len)` that are resident (committed) now, by `mincore`.
+pub(crate) fn resident_bytes(addr: usize, len: usize) -> io::Result<usize> {
+    let page = os_page_size();
+    let mut residency = vec![0u8; len.div_ceil(page)];
+    // SAFETY: mincore only reads page tables of the range and writes one byte per page into
+    // `residency`, which is large enough.
+    let rc = unsafe { libc::mincore(addr as *mut libc::c_void, len, residency.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(residency.iter().filter(|&&byte| byte & 1 != 0).count() * page)
+}

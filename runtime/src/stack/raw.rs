@@ -1,0 +1,98 @@
+//! One stack's span: allocated from the heap with its guard installed, and released back.
+//!
+//! Layout of a stack span, low to high: one heap page of guard, then the usable stack; the top
+//! of the stack is the span's limit.
+//!
+//! Invariants:
+//! - while a `RawStack` exists its span is `InUse`, of kind `Stack`, and its guard is installed;
+//! - `release` is the only way back to the heap: it returns the usable pages to the OS and
+//!   removes the guard before the span is freed.
+
+use corosensei::stack::valgrind::ValgrindStackRegistration;
+
+use super::{StackError, StackSize, guard, memory};
+use crate::heap::{self, PAGE_SIZE, SpanHandle, SpanKind};
+
+/// The guard region: one heap page (16 KiB), so a frame that skips part of it still faults.
+pub(crate) const GUARD_BYTES: usize = PAGE_SIZE;
+
+/// An allocated stack span with its guard.
+pub(crate) struct RawStack {
+    span: SpanHandle,
+    size: StackSize,
+    _valgrind: ValgrindStackRegistration,
+}
+
+impl std::fmt::Debug for RawStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawStack")
+            .field("size", &self.size)
+            .field("bottom", &format_args!("{:#x}", self.bottom()))
+            .field("top", &format_args!("{:#x}", self.top()))
+            .finish()
+    }
+}
+
+impl RawStack {
+    /// Allocates a fresh stack from the heap.
+    pub(crate) fn allocate(size: StackSize) -> Result<RawStack, StackError> {
+        let span = heap::alloc_span((GUARD_BYTES + size.bytes()) / PAGE_SIZE, SpanKind::Stack)?;
+        // SAFETY: the guard is the first heap page of a span just allocated to us; nothing
+        // refers to it yet.
+        if let Err(err) = unsafe { guard::install(span.base(), GUARD_BYTES) } {
+            let addr = span.base();
+            heap::free_span(span);
+            return Err(StackError::Guard {
+                addr,
+                mode: guard::guard_mode(),
+                source: err,
+            });
+        }
+        let usable = span.base() + GUARD_BYTES;
+        Ok(RawStack {
+            _valgrind: ValgrindStackRegistration::new(usable as *mut u8, size.bytes()),
+            span,
+            size,
+        })
+    }
+
+    pub(crate) fn size(&self) -> StackSize {
+        self.size
+    }
+
+    /// The lowest address of the span: the start of the guard.
+    pub(crate) fn guard_start(&self) -> usize {
+        self.span.base()
+    }
+
+    /// The lowest usable address.
+    pub(crate) fn bottom(&self) -> usize {
+        self.span.base() + GUARD_BYTES
+    }
+
+    /// One past the highest usable address: where the stack starts growing down from.
+    pub(crate) fn top(&self) -> usize {
+        self.span.limit()
+    }
+
+    /// Returns the usable pages to the OS, removes the guard and frees the span.
+    pub(crate) fn release(self) {
+        let RawStack { span, size, _valgrind } = self;
+        drop(_valgrind);
+        let bottom = span.base() + GUARD_BYTES;
+        // SAFETY: the stack is no longer used by anyone (it is being released), and the range is
+        // its own usable part.
+        if let Err(err) = unsafe { memory::release(bottom, size.bytes()) } {
+            log::warn!("gort: releasing the pages of a {size} stack at {bottom:#x} failed: {err}");
+        }
+        // SAFETY: the guard was installed by `allocate` over exactly this range.
+        match unsafe { guard::remove(span.base(), GUARD_BYTES) } {
+            Ok(()) => heap::free_span(span),
+            // A span with a guard left in it must never back another span: keep it out of use.
+            Err(err) => log::error!(
+                "gort: removing the guard of a stack at {:#x} failed ({err}); its span is leaked",
+                span.base()
+            ),
+        }
+    }
+}
