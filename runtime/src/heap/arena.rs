@@ -36,13 +36,19 @@ pub(crate) struct Arena {
 impl AddressSource {
     /// Reserves an arena of at least `min_bytes`, trying `want_bytes` first and halving on
     /// refusal. Both are multiples of the heap page.
-    pub(crate) fn reserve(&mut self, min_bytes: usize, want_bytes: usize) -> Result<Arena, HeapError> {
+    pub(crate) fn reserve(
+        &mut self,
+        min_bytes: usize,
+        want_bytes: usize,
+    ) -> Result<Arena, HeapError> {
         let mut bytes = want_bytes.max(min_bytes);
         loop {
             match self.reserve_exact(bytes) {
                 Ok(arena) => return Ok(arena),
                 Err(errno) if bytes / 2 >= min_bytes => {
-                    log::debug!("gort: reserving {bytes} bytes of address space failed (errno {errno}); halving");
+                    log::debug!(
+                        "gort: reserving {bytes} bytes of address space failed (errno {errno}); halving"
+                    );
                     bytes /= 2;
                     bytes -= bytes % PAGE_SIZE;
                 }
@@ -66,7 +72,11 @@ impl AddressSource {
                 }
                 let base = *next;
                 *next += bytes;
-                Ok(Arena { base, bytes, mapping: None })
+                Ok(Arena {
+                    base,
+                    bytes,
+                    mapping: None,
+                })
             }
             AddressSource::Mmap => {
                 let len = bytes.checked_add(PAGE_SIZE).ok_or(libc::ENOMEM)?;
@@ -83,7 +93,9 @@ impl AddressSource {
                     )
                 };
                 if start == libc::MAP_FAILED {
-                    return Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOMEM));
+                    return Err(io::Error::last_os_error()
+                        .raw_os_error()
+                        .unwrap_or(libc::ENOMEM));
                 }
                 let start = start as usize;
                 let arena = Arena {

@@ -31,6 +31,9 @@
 //! million default (256 KiB) stack reservations would commit 544 MB of index, with 16 KiB pages
 //! 136 MB. Commit, release and guard installation still work on OS pages.
 
+// Under loom only the protocol is built: the process-wide heap and its accounting are not.
+#![cfg_attr(loom, allow(dead_code))]
+
 mod arena;
 mod index;
 mod pages;
@@ -127,7 +130,10 @@ impl fmt::Display for HeapError {
                 requested_bytes,
                 os_error,
             } => {
-                write!(f, "out of address space: cannot reserve {requested_bytes} more bytes for the span heap")?;
+                write!(
+                    f,
+                    "out of address space: cannot reserve {requested_bytes} more bytes for the span heap"
+                )?;
                 match os_error {
                     Some(errno) => write!(f, " ({})", io::Error::from_raw_os_error(*errno)),
                     None => Ok(()),
@@ -307,10 +313,20 @@ impl BadPointer {
 impl fmt::Display for BadPointer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.seen {
-            None => write!(f, "pointer {:#x} to unallocated span (no span at this address)", self.addr)?,
-            Some(SeenSpan { state: SpanState::InUse, base, limit }) => {
-                write!(f, "pointer {:#x} outside its span (span [{base:#x}, {limit:#x}) state InUse)", self.addr)?
-            }
+            None => write!(
+                f,
+                "pointer {:#x} to unallocated span (no span at this address)",
+                self.addr
+            )?,
+            Some(SeenSpan {
+                state: SpanState::InUse,
+                base,
+                limit,
+            }) => write!(
+                f,
+                "pointer {:#x} outside its span (span [{base:#x}, {limit:#x}) state InUse)",
+                self.addr
+            )?,
             Some(SeenSpan { state, base, limit }) => write!(
                 f,
                 "pointer {:#x} to unallocated span (span [{base:#x}, {limit:#x}) state {state:?})",
@@ -390,7 +406,10 @@ impl Heap {
                 Some(first_page) => first_page,
                 None => {
                     inner.add_arena(pages, &self.index)?;
-                    inner.pages.alloc(pages).expect("a new arena holds the request")
+                    inner
+                        .pages
+                        .alloc(pages)
+                        .expect("a new arena holds the request")
                 }
             };
             inner.stats.spans_in_use += 1;
@@ -478,13 +497,17 @@ impl Inner {
     /// Reserves an arena holding at least `pages` pages and gives its pages to the allocator.
     fn add_arena(&mut self, pages: usize, index: &Index) -> Result<(), HeapError> {
         let need = pages * PAGE_SIZE;
-        let want = self.stats.reserved_bytes.clamp(MIN_ARENA_BYTES, MAX_ARENA_BYTES);
+        let want = self
+            .stats
+            .reserved_bytes
+            .clamp(MIN_ARENA_BYTES, MAX_ARENA_BYTES);
         let arena = self.source.reserve(need, want)?;
         let last = arena.base + arena.bytes - 1;
         for region in (arena.base / REGION_BYTES)..=(last / REGION_BYTES) {
             index.install_region(region * REGION_BYTES);
         }
-        self.pages.free(arena.base >> PAGE_SHIFT, arena.bytes >> PAGE_SHIFT);
+        self.pages
+            .free(arena.base >> PAGE_SHIFT, arena.bytes >> PAGE_SHIFT);
         self.stats.reserved_bytes += arena.bytes;
         self.stats.arenas += 1;
         self.arenas.push(arena);
@@ -494,7 +517,7 @@ impl Inner {
 
 impl Drop for Heap {
     fn drop(&mut self) {
-        for arena in self.inner.get_mut().arenas.drain(..) {
+        for arena in self.inner.lock().arenas.drain(..) {
             arena.release();
         }
     }

@@ -47,7 +47,10 @@ impl Model {
     fn mark(&mut self, span: &SpanHandle, used: bool) {
         let first = Model::page(span.base());
         for page in &mut self.used[first..first + span.pages()] {
-            assert_ne!(*page, used, "page {first} allocated twice or freed while free");
+            assert_ne!(
+                *page, used,
+                "page {first} allocated twice or freed while free"
+            );
             *page = used;
         }
         if used {
@@ -97,13 +100,19 @@ fn random_alloc_and_free_agree_with_a_model() {
                     }
                     model.mark(&span, true);
                     for addr in [span.base(), span.base() + 1, span.limit() - 1] {
-                        assert_eq!(heap.span_of(addr).map(|info| info.base()), Some(span.base()));
+                        assert_eq!(
+                            heap.span_of(addr).map(|info| info.base()),
+                            Some(span.base())
+                        );
                     }
                     live.push(span);
                 }
                 Err(HeapError::AddressSpaceExhausted { .. }) => {
                     let reserved = heap.stats().reserved_bytes / PAGE_SIZE;
-                    assert!(model.longest_free_run(reserved) < pages, "step {step}: refused a fitting span");
+                    assert!(
+                        model.longest_free_run(reserved) < pages,
+                        "step {step}: refused a fitting span"
+                    );
                 }
                 Err(err) => panic!("step {step}: {err}"),
             }
@@ -133,13 +142,30 @@ fn lookups_answer_exactly_inside_spans() {
     let heap = fake_heap(2 * GIB);
     let a = heap.alloc_span(3, SpanKind::Stack).unwrap();
     let b = heap.alloc_span(2, SpanKind::Defer).unwrap();
-    assert_eq!(a.limit(), b.base(), "a fresh arena is handed out in address order");
+    assert_eq!(
+        a.limit(),
+        b.base(),
+        "a fresh arena is handed out in address order"
+    );
     let info_a = heap.span_of(a.base()).unwrap();
-    assert_eq!((info_a.base(), info_a.pages(), info_a.kind()), (a.base(), 3, SpanKind::Stack));
+    assert_eq!(
+        (info_a.base(), info_a.pages(), info_a.kind()),
+        (a.base(), 3, SpanKind::Stack)
+    );
     assert_eq!(heap.span_of(a.limit() - 1), Some(info_a));
-    assert_eq!(heap.span_of(a.limit()).map(|info| info.kind()), Some(SpanKind::Defer));
-    assert_eq!(heap.span_of(b.limit() - 1).map(|info| info.base()), Some(b.base()));
-    assert_eq!(heap.span_of(b.limit()), None, "the free page after the last span");
+    assert_eq!(
+        heap.span_of(a.limit()).map(|info| info.kind()),
+        Some(SpanKind::Defer)
+    );
+    assert_eq!(
+        heap.span_of(b.limit() - 1).map(|info| info.base()),
+        Some(b.base())
+    );
+    assert_eq!(
+        heap.span_of(b.limit()),
+        None,
+        "the free page after the last span"
+    );
     assert_eq!(heap.span_of(a.base() - 1), None, "below the arena");
     for addr in [0, 1, PAGE_SIZE, usize::MAX, 1 << 47, 1 << 48] {
         assert_eq!(heap.span_of(addr), None, "{addr:#x}");
@@ -151,7 +177,9 @@ fn lookups_answer_exactly_inside_spans() {
 #[test]
 fn freed_spans_vanish_from_the_index_and_their_pages_coalesce() {
     let heap = fake_heap(2 * GIB);
-    let spans: Vec<_> = (0..3).map(|_| heap.alloc_span(10, SpanKind::Defer).unwrap()).collect();
+    let spans: Vec<_> = (0..3)
+        .map(|_| heap.alloc_span(10, SpanKind::Defer).unwrap())
+        .collect();
     let first_base = spans[0].base();
     let [a, b, c] = <[SpanHandle; 3]>::try_from(spans).unwrap();
     let b_base = b.base();
@@ -162,7 +190,10 @@ fn freed_spans_vanish_from_the_index_and_their_pages_coalesce() {
     assert_eq!(report.span_state(), None);
     assert_eq!(
         report.to_string(),
-        format!("pointer {:#x} to unallocated span (no span at this address) found in a test", first_base + 8)
+        format!(
+            "pointer {:#x} to unallocated span (no span at this address) found in a test",
+            first_base + 8
+        )
     );
     heap.free_span(b);
     assert_eq!(heap.span_of(b_base), None);
@@ -198,7 +229,11 @@ fn bad_pointer_reports_name_the_state_seen() {
         }),
         ..dead
     };
-    assert!(outside.to_string().starts_with("pointer 0x5000 outside its span (span [0x8000, 0xc000) state InUse)"));
+    assert!(
+        outside
+            .to_string()
+            .starts_with("pointer 0x5000 outside its span (span [0x8000, 0xc000) state InUse)")
+    );
 }
 
 #[test]
@@ -209,7 +244,10 @@ fn a_span_from_another_heap_is_refused() {
     let base = span.base();
     let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| other.free_span(span)));
     assert!(refused.is_err());
-    assert!(one.span_of(base).is_some(), "the owning heap still holds the span");
+    assert!(
+        one.span_of(base).is_some(),
+        "the owning heap still holds the span"
+    );
 }
 
 #[test]
@@ -218,13 +256,25 @@ fn arenas_are_added_on_demand_and_double_the_heap() {
     let first = heap.alloc_span(ARENA_PAGES, SpanKind::Stack).unwrap();
     assert_eq!((heap.stats().arenas, heap.stats().reserved_bytes), (1, GIB));
     let second = heap.alloc_span(1, SpanKind::Stack).unwrap();
-    assert_eq!((heap.stats().arenas, heap.stats().reserved_bytes), (2, 2 * GIB));
+    assert_eq!(
+        (heap.stats().arenas, heap.stats().reserved_bytes),
+        (2, 2 * GIB)
+    );
     let third = heap.alloc_span(ARENA_PAGES + 1, SpanKind::Stack).unwrap();
-    assert_eq!((heap.stats().arenas, heap.stats().reserved_bytes), (3, 4 * GIB));
+    assert_eq!(
+        (heap.stats().arenas, heap.stats().reserved_bytes),
+        (3, 4 * GIB)
+    );
     let huge = heap.alloc_span(5 * ARENA_PAGES, SpanKind::Stack).unwrap();
-    assert_eq!((heap.stats().arenas, heap.stats().reserved_bytes), (4, 9 * GIB));
+    assert_eq!(
+        (heap.stats().arenas, heap.stats().reserved_bytes),
+        (4, 9 * GIB)
+    );
     for span in [first, second, third, huge] {
-        assert_eq!(heap.span_of(span.limit() - 1).map(|info| info.base()), Some(span.base()));
+        assert_eq!(
+            heap.span_of(span.limit() - 1).map(|info| info.base()),
+            Some(span.base())
+        );
         heap.free_span(span);
     }
 }
@@ -262,7 +312,10 @@ fn exhausted_address_space_is_an_error_value() {
 
 #[test]
 fn real_reservations_shrink_under_a_limit_and_fail_with_an_error() {
-    if !testing::is_child(module_path!(), "real_reservations_shrink_under_a_limit_and_fail_with_an_error") {
+    if !testing::is_child(
+        module_path!(),
+        "real_reservations_shrink_under_a_limit_and_fail_with_an_error",
+    ) {
         let child = testing::run_child(
             module_path!(),
             "real_reservations_shrink_under_a_limit_and_fail_with_an_error",
@@ -298,7 +351,9 @@ fn real_reservations_shrink_under_a_limit_and_fail_with_an_error() {
             os_error: Some(libc::ENOMEM)
         }
     );
-    let small = heap.alloc_span(1, SpanKind::Stack).expect("a smaller arena fits under the limit");
+    let small = heap
+        .alloc_span(1, SpanKind::Stack)
+        .expect("a smaller arena fits under the limit");
     assert!(heap.stats().reserved_bytes < 256 << 20);
     heap.free_span(small);
 }
@@ -314,14 +369,18 @@ fn concurrent_allocations_never_overlap() {
                 let mut live = Vec::new();
                 for _ in 0..5_000 {
                     if live.len() < 64 && rng.below(2) == 0 {
-                        let span = heap.alloc_span(1 + rng.below(16), SpanKind::StackSegment).unwrap();
+                        let span = heap
+                            .alloc_span(1 + rng.below(16), SpanKind::StackSegment)
+                            .unwrap();
                         span.set_owner(owner);
                         live.push(span);
                     } else if let Some(span) = live.pop() {
                         heap.free_span(span);
                     }
                     for span in &live {
-                        let info = heap.span_of(span.limit() - 1).expect("a live span resolves");
+                        let info = heap
+                            .span_of(span.limit() - 1)
+                            .expect("a live span resolves");
                         assert_eq!((info.base(), info.owner()), (span.base(), owner));
                     }
                 }

@@ -77,7 +77,10 @@ fn detect() -> GuardMode {
         )
     };
     let mode = if scratch == libc::MAP_FAILED {
-        log::warn!("gort: cannot map a page to probe for MADV_GUARD_INSTALL: {}", io::Error::last_os_error());
+        log::warn!(
+            "gort: cannot map a page to probe for MADV_GUARD_INSTALL: {}",
+            io::Error::last_os_error()
+        );
         GuardMode::Mprotect
     } else {
         // SAFETY: `scratch` is the page mapped above; guard markers on it harm nothing.
@@ -95,7 +98,9 @@ fn detect() -> GuardMode {
     match mode {
         GuardMode::Madvise => log::info!("gort: stack guards use {mode}"),
         GuardMode::Mprotect => {
-            log::warn!("gort: stack guards use {mode}: each stack costs two memory mappings (vm.max_map_count)")
+            log::warn!(
+                "gort: stack guards use {mode}: each stack costs two memory mappings (vm.max_map_count)"
+            )
         }
     }
     mode
@@ -117,11 +122,19 @@ pub(crate) fn os_page_size() -> usize {
 pub(crate) unsafe fn install(addr: usize, len: usize) -> io::Result<()> {
     let rc = match guard_mode() {
         // SAFETY: the caller owns the range and nothing in it is in use.
-        GuardMode::Madvise => unsafe { libc::madvise(addr as *mut libc::c_void, len, MADV_GUARD_INSTALL) },
+        GuardMode::Madvise => unsafe {
+            libc::madvise(addr as *mut libc::c_void, len, MADV_GUARD_INSTALL)
+        },
         // SAFETY: as above.
-        GuardMode::Mprotect => unsafe { libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_NONE) },
+        GuardMode::Mprotect => unsafe {
+            libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_NONE)
+        },
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Makes a guard installed by [`install`] ordinary read-write memory again.
@@ -132,17 +145,31 @@ pub(crate) unsafe fn install(addr: usize, len: usize) -> io::Result<()> {
 pub(crate) unsafe fn remove(addr: usize, len: usize) -> io::Result<()> {
     let rc = match guard_mode() {
         // SAFETY: the caller owns the range, which holds only guard markers.
-        GuardMode::Madvise => unsafe { libc::madvise(addr as *mut libc::c_void, len, MADV_GUARD_REMOVE) },
+        GuardMode::Madvise => unsafe {
+            libc::madvise(addr as *mut libc::c_void, len, MADV_GUARD_REMOVE)
+        },
         // SAFETY: as above; read-write is the protection of the rest of the arena.
         GuardMode::Mprotect => unsafe {
-            libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE)
+            libc::mprotect(
+                addr as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
         },
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Forces the mode before first use, to exercise a path this kernel would not take.
 #[cfg(test)]
 pub(crate) fn force(mode: GuardMode) {
-    assert_eq!(*MODE.get_or_init(|| mode), mode, "the guard mode was detected before it was forced");
+    assert_eq!(
+        *MODE.get_or_init(|| mode),
+        mode,
+        "the guard mode was detected before it was forced"
+    );
 }

@@ -17,7 +17,11 @@ use super::guard::os_page_size;
 pub(crate) unsafe fn release(addr: usize, len: usize) -> io::Result<()> {
     // SAFETY: the caller owns the range and gives up its contents.
     let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The bytes of `[addr, addr + len)` that are resident (committed) now, by `mincore`.

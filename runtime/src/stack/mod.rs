@@ -228,7 +228,10 @@ impl fmt::Display for StackError {
         match self {
             StackError::Heap(err) => write!(f, "cannot allocate a goroutine stack: {err}"),
             StackError::Guard { addr, mode, source } => {
-                write!(f, "cannot install the guard of a goroutine stack at {addr:#x} with {mode}: {source}")?;
+                write!(
+                    f,
+                    "cannot install the guard of a goroutine stack at {addr:#x} with {mode}: {source}"
+                )?;
                 if *mode == GuardMode::Mprotect {
                     f.write_str(" (each stack costs two memory mappings; see vm.max_map_count)")?;
                 }

@@ -29,11 +29,11 @@ const THREAD_CACHE_BYTES: usize = 4 << 20;
 /// Reservation bytes the global pool keeps per class (at least 2, at most 1024 stacks).
 const POOL_BYTES: usize = 64 << 20;
 
-fn thread_capacity(size: StackSize) -> usize {
+pub(crate) fn thread_capacity(size: StackSize) -> usize {
     (THREAD_CACHE_BYTES / size.bytes()).clamp(2, 64)
 }
 
-fn pool_capacity(size: StackSize) -> usize {
+pub(crate) fn pool_capacity(size: StackSize) -> usize {
     (POOL_BYTES / size.bytes()).clamp(2, 1024)
 }
 

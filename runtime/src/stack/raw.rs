@@ -77,7 +77,11 @@ impl RawStack {
 
     /// Returns the usable pages to the OS, removes the guard and frees the span.
     pub(crate) fn release(self) {
-        let RawStack { span, size, _valgrind } = self;
+        let RawStack {
+            span,
+            size,
+            _valgrind,
+        } = self;
         drop(_valgrind);
         let bottom = span.base() + GUARD_BYTES;
         // SAFETY: the stack is no longer used by anyone (it is being released), and the range is

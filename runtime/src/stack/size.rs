@@ -36,9 +36,13 @@ pub struct StackSize {
 
 impl StackSize {
     /// The smallest stack: 16 KiB.
-    pub const MIN: StackSize = StackSize { shift: MIN_SHIFT as u8 };
+    pub const MIN: StackSize = StackSize {
+        shift: MIN_SHIFT as u8,
+    };
     /// The largest stack: 1 GiB.
-    pub const MAX: StackSize = StackSize { shift: MAX_SHIFT as u8 };
+    pub const MAX: StackSize = StackSize {
+        shift: MAX_SHIFT as u8,
+    };
     /// The default stack: 256 KiB.
     pub const DEFAULT: StackSize = StackSize {
         shift: DEFAULT_SHIFT as u8,
@@ -125,21 +129,33 @@ impl FromStr for StackSize {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let trimmed = text.trim();
-        let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+        let digits = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
         let (number, suffix) = trimmed.split_at(digits);
         let shift = match suffix.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 0,
             "k" | "kb" | "kib" => 10,
             "m" | "mb" | "mib" => 20,
             "g" | "gb" | "gib" => 30,
-            _ => return Err(StackSizeError::Unparsable { text: text.to_owned() }),
+            _ => {
+                return Err(StackSizeError::Unparsable {
+                    text: text.to_owned(),
+                });
+            }
         };
         if number.is_empty() {
-            return Err(StackSizeError::Unparsable { text: text.to_owned() });
+            return Err(StackSizeError::Unparsable {
+                text: text.to_owned(),
+            });
         }
-        let not_representable = || StackSizeError::NotRepresentable { text: text.to_owned() };
+        let not_representable = || StackSizeError::NotRepresentable {
+            text: text.to_owned(),
+        };
         let count: usize = number.parse().map_err(|_| not_representable())?;
-        let bytes = count.checked_mul(1 << shift).ok_or_else(not_representable)?;
+        let bytes = count
+            .checked_mul(1 << shift)
+            .ok_or_else(not_representable)?;
         StackSize::new(bytes)
     }
 }
@@ -190,13 +206,25 @@ impl fmt::Display for StackSizeError {
         let (min, max) = (StackSize::MIN, StackSize::MAX);
         match self {
             StackSizeError::Zero => {
-                write!(f, "stack size 0 is invalid: a stack holds at least {} bytes ({min})", min.bytes())
+                write!(
+                    f,
+                    "stack size 0 is invalid: a stack holds at least {} bytes ({min})",
+                    min.bytes()
+                )
             }
             StackSizeError::TooSmall { bytes } => {
-                write!(f, "stack size {bytes} bytes is below the minimum of {} bytes ({min})", min.bytes())
+                write!(
+                    f,
+                    "stack size {bytes} bytes is below the minimum of {} bytes ({min})",
+                    min.bytes()
+                )
             }
             StackSizeError::TooLarge { bytes } => {
-                write!(f, "stack size {bytes} bytes is above the maximum of {} bytes ({max})", max.bytes())
+                write!(
+                    f,
+                    "stack size {bytes} bytes is above the maximum of {} bytes ({max})",
+                    max.bytes()
+                )
             }
             StackSizeError::NotRepresentable { text } => write!(
                 f,
@@ -204,7 +232,10 @@ impl fmt::Display for StackSizeError {
                 max.bytes()
             ),
             StackSizeError::Unparsable { text } => {
-                write!(f, "stack size {text:?} is not a byte count (write e.g. 262144, 256K or 1M)")
+                write!(
+                    f,
+                    "stack size {text:?} is not a byte count (write e.g. 262144, 256K or 1M)"
+                )
             }
         }
     }
@@ -236,11 +267,25 @@ mod tests {
     #[test]
     fn invalid_sizes_name_the_value_and_the_bound() {
         assert_eq!(StackSize::new(0), Err(StackSizeError::Zero));
-        assert_eq!(StackSize::new(16383), Err(StackSizeError::TooSmall { bytes: 16383 }));
-        assert_eq!(StackSize::new((1 << 30) + 1), Err(StackSizeError::TooLarge { bytes: (1 << 30) + 1 }));
-        assert_eq!(StackSize::new(usize::MAX), Err(StackSizeError::TooLarge { bytes: usize::MAX }));
+        assert_eq!(
+            StackSize::new(16383),
+            Err(StackSizeError::TooSmall { bytes: 16383 })
+        );
+        assert_eq!(
+            StackSize::new((1 << 30) + 1),
+            Err(StackSizeError::TooLarge {
+                bytes: (1 << 30) + 1
+            })
+        );
+        assert_eq!(
+            StackSize::new(usize::MAX),
+            Err(StackSizeError::TooLarge { bytes: usize::MAX })
+        );
         let too_small = StackSize::new(100).unwrap_err().to_string();
-        assert!(too_small.contains("100") && too_small.contains("16384"), "{too_small}");
+        assert!(
+            too_small.contains("100") && too_small.contains("16384"),
+            "{too_small}"
+        );
     }
 
     #[test]
@@ -248,7 +293,10 @@ mod tests {
         assert_eq!("262144".parse(), Ok(StackSize::DEFAULT));
         assert_eq!(" 256 KiB ".parse(), Ok(StackSize::DEFAULT));
         assert_eq!("1g".parse(), Ok(StackSize::MAX));
-        assert_eq!("2G".parse::<StackSize>(), Err(StackSizeError::TooLarge { bytes: 2 << 30 }));
+        assert_eq!(
+            "2G".parse::<StackSize>(),
+            Err(StackSizeError::TooLarge { bytes: 2 << 30 })
+        );
         assert_eq!("0".parse::<StackSize>(), Err(StackSizeError::Zero));
         for text in ["99999999999999999999999", "18446744073709551615K"] {
             assert_eq!(
@@ -257,7 +305,10 @@ mod tests {
             );
         }
         for text in ["", "K", "12 parsecs", "-1", "1.5M"] {
-            assert_eq!(text.parse::<StackSize>(), Err(StackSizeError::Unparsable { text: text.into() }));
+            assert_eq!(
+                text.parse::<StackSize>(),
+                Err(StackSizeError::Unparsable { text: text.into() })
+            );
         }
     }
 }
