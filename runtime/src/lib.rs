@@ -28,3 +28,8 @@ pub mod stack;
 mod sync;
 #[cfg(all(test, not(loom)))]
 mod testing;
+
+/// The README's example, compiled and run as a doc test so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

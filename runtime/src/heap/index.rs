@@ -48,8 +48,7 @@ impl Index {
     pub(crate) fn install_region(&self, addr: usize) {
         let slot = &self.l1[addr >> REGION_SHIFT];
         if slot.load(Ordering::Relaxed).is_null() {
-            let table = Box::into_raw(new_l2());
-            slot.store(table, Ordering::Release);
+            slot.store(alloc_l2(), Ordering::Release);
         }
     }
 
@@ -86,9 +85,9 @@ impl Drop for Index {
         for slot in self.l1.iter() {
             let table = slot.load(Ordering::Relaxed);
             if !table.is_null() {
-                // SAFETY: non-null entries came from `Box::into_raw` in `install_region`, and
-                // `&mut self` means no reader is left.
-                drop(unsafe { Box::from_raw(table) });
+                // SAFETY: non-null entries came from `alloc_l2`, and `&mut self` means no
+                // reader is left.
+                unsafe { free_l2(table) };
             }
         }
     }
@@ -102,11 +101,38 @@ fn null_pointers<T>(len: usize) -> Box<[AtomicPtr<T>]> {
     unsafe { table.assume_init() }
 }
 
+/// A table of null pointers mapped with the arenas' flags, so that the kernel merges it with
+/// its neighbours instead of adding a mapping per table. Its pages commit on first write.
 #[cfg(not(loom))]
-fn new_l2() -> Box<L2> {
-    let table = Box::<L2>::new_zeroed();
-    // SAFETY: `L2` is an array of `AtomicPtr`, for which all-zero bits are valid null pointers.
-    unsafe { table.assume_init() }
+fn alloc_l2() -> *mut L2 {
+    let layout = std::alloc::Layout::new::<L2>();
+    // SAFETY: a fresh anonymous mapping aliases nothing. It is page aligned (enough for `L2`)
+    // and reads as zero, and all-zero `AtomicPtr`s are valid null pointers.
+    let table = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            layout.size(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if table == libc::MAP_FAILED {
+        std::alloc::handle_alloc_error(layout);
+    }
+    table.cast()
+}
+
+/// Unmaps a table from [`alloc_l2`].
+///
+/// # Safety
+///
+/// `table` came from `alloc_l2` and nothing refers to it any more.
+#[cfg(not(loom))]
+unsafe fn free_l2(table: *mut L2) {
+    // SAFETY: the caller passes a live mapping of exactly this size.
+    unsafe { libc::munmap(table.cast(), std::mem::size_of::<L2>()) };
 }
 
 #[cfg(loom)]
@@ -115,10 +141,21 @@ fn null_pointers<T>(len: usize) -> Box<[AtomicPtr<T>]> {
 }
 
 #[cfg(loom)]
-fn new_l2() -> Box<L2> {
-    Box::new(L2 {
+fn alloc_l2() -> *mut L2 {
+    Box::into_raw(Box::new(L2 {
         spans: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
-    })
+    }))
+}
+
+/// Frees a table from [`alloc_l2`].
+///
+/// # Safety
+///
+/// `table` came from `alloc_l2` and nothing refers to it any more.
+#[cfg(loom)]
+unsafe fn free_l2(table: *mut L2) {
+    // SAFETY: the caller passes a table boxed by `alloc_l2`.
+    drop(unsafe { Box::from_raw(table) });
 }
 
 /// Clears entries by pointing them at nothing.

@@ -1,9 +1,8 @@
 //! The span heap: address space for goroutine stacks, stack segments and defer records.
 //!
-//! Address space comes from arenas reserved on demand and never unmapped. A [page
-//! allocator](pages) hands out runs of heap pages; each run is described by a span, which lives
-//! in type-stable storage and is found from any address through a two-level radix
-//! [index](index).
+//! Address space comes from arenas reserved on demand and never unmapped. A page allocator hands
+//! out runs of heap pages; each run is described by a span, which lives in type-stable storage
+//! and is found from any address through a two-level radix index.
 //!
 //! # The allocation protocol
 //!
@@ -15,7 +14,7 @@
 //! 2. initialise every field of the span while its state is [`SpanState::Dead`];
 //! 3. point the index entries of all its pages at it;
 //! 4. `state.store(InUse, Release)`: the state publishes every other field;
-//! 5. [`publication_barrier`] before any pointer into the span leaves the allocator, so a reader
+//! 5. a publication barrier (`fence(Release)`) before any pointer into the span leaves the allocator, so a reader
 //!    that sees such a pointer (through an acquire load) also sees steps 2–4.
 //!
 //! Freeing is the mirror image: `Dead` first, then the index, then the pages. A span must not be
@@ -53,7 +52,7 @@ use self::index::{ADDR_BITS, Index, NO_SPAN, REGION_BYTES};
 use self::pages::PageAlloc;
 use self::span::{Span, SpanPool};
 use crate::sync::Mutex;
-use crate::sync::atomic::{Ordering, fence};
+use crate::sync::atomic::Ordering;
 
 pub use self::span::{SpanKind, SpanState};
 
@@ -85,7 +84,7 @@ const MAX_ARENA_BYTES: usize = 64 << 30;
 #[inline]
 pub(crate) fn publication_barrier() {
     #[cfg(not(all(loom, gort_loom_no_publication)))]
-    fence(Ordering::Release);
+    crate::sync::atomic::fence(Ordering::Release);
 }
 
 /// Why the heap could not hand out a span.
@@ -183,31 +182,37 @@ unsafe impl Sync for SpanHandle {}
 
 impl SpanHandle {
     /// The lowest address of the span.
+    #[inline]
     pub fn base(&self) -> usize {
         self.base
     }
 
     /// One past the highest address of the span.
+    #[inline]
     pub fn limit(&self) -> usize {
         self.base + self.pages * PAGE_SIZE
     }
 
     /// The number of heap pages in the span.
+    #[inline]
     pub fn pages(&self) -> usize {
         self.pages
     }
 
     /// The span's kind.
+    #[inline]
     pub fn kind(&self) -> SpanKind {
         self.span().kind()
     }
 
     /// The span's state: always [`SpanState::InUse`] while its handle exists.
+    #[inline]
     pub fn state(&self) -> SpanState {
         self.span().state(Ordering::Acquire)
     }
 
     /// Records who uses the span (a goroutine id, say), for readers of [`span_of`].
+    #[inline]
     pub fn set_owner(&self, owner: u64) {
         self.span().set_owner(owner);
     }
@@ -241,31 +246,37 @@ pub struct SpanInfo {
 
 impl SpanInfo {
     /// The lowest address of the span.
+    #[inline]
     pub fn base(&self) -> usize {
         self.base
     }
 
     /// One past the highest address of the span.
+    #[inline]
     pub fn limit(&self) -> usize {
         self.base + self.pages * PAGE_SIZE
     }
 
     /// The number of heap pages in the span.
+    #[inline]
     pub fn pages(&self) -> usize {
         self.pages
     }
 
     /// The span's kind.
+    #[inline]
     pub fn kind(&self) -> SpanKind {
         self.kind
     }
 
     /// The owner word last set with [`SpanHandle::set_owner`] (0 if never set).
+    #[inline]
     pub fn owner(&self) -> u64 {
         self.owner
     }
 
     /// Whether `addr` lies in `[base, limit)`.
+    #[inline]
     pub fn contains(&self, addr: usize) -> bool {
         (self.base..self.limit()).contains(&addr)
     }
@@ -524,6 +535,7 @@ impl Drop for Heap {
 }
 
 #[cfg(not(loom))]
+#[inline]
 fn global() -> &'static Heap {
     static HEAP: std::sync::OnceLock<Heap> = std::sync::OnceLock::new();
     HEAP.get_or_init(|| Heap::new(AddressSource::Mmap))

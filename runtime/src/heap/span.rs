@@ -37,6 +37,7 @@ pub enum SpanState {
 }
 
 impl SpanState {
+    #[inline]
     fn from_u8(raw: u8) -> Self {
         match raw {
             1 => SpanState::InUse,
@@ -69,6 +70,7 @@ pub enum SpanKind {
 }
 
 impl SpanKind {
+    #[inline]
     fn from_u8(raw: u8) -> Self {
         match raw {
             1 => SpanKind::Stack,
@@ -128,22 +130,27 @@ impl Span {
         self.state.store(SpanState::Dead as u8, Ordering::Release);
     }
 
+    #[inline]
     pub(crate) fn state(&self, order: Ordering) -> SpanState {
         SpanState::from_u8(self.state.load(order))
     }
 
+    #[inline]
     pub(crate) fn base(&self) -> usize {
         self.base.load(Ordering::Relaxed)
     }
 
+    #[inline]
     pub(crate) fn pages(&self) -> usize {
         self.pages.load(Ordering::Relaxed)
     }
 
+    #[inline]
     pub(crate) fn kind(&self) -> SpanKind {
         SpanKind::from_u8(self.kind.load(Ordering::Relaxed))
     }
 
+    #[inline]
     pub(crate) fn owner(&self) -> u64 {
         self.owner.load(Ordering::Relaxed)
     }

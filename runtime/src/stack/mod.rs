@@ -78,6 +78,7 @@ impl Stack {
     /// assert_eq!(stack.size(), StackSize::DEFAULT);
     /// # Ok::<(), gort::stack::StackError>(())
     /// ```
+    #[inline]
     pub fn new(size: StackSize) -> Result<Stack, StackError> {
         Ok(Stack {
             raw: ManuallyDrop::new(pool::take(size)?),
@@ -93,6 +94,7 @@ impl Stack {
     /// assert_eq!(Stack::new(StackSize::MIN)?.size().bytes(), 16 * 1024);
     /// # Ok::<(), gort::stack::StackError>(())
     /// ```
+    #[inline]
     pub fn size(&self) -> StackSize {
         self.raw.size()
     }
@@ -107,6 +109,7 @@ impl Stack {
     /// assert_eq!(stack.top() % 16, 0);
     /// # Ok::<(), gort::stack::StackError>(())
     /// ```
+    #[inline]
     pub fn top(&self) -> usize {
         self.raw.top()
     }
@@ -121,6 +124,7 @@ impl Stack {
     /// assert_eq!(stack.guard().end, stack.bottom());
     /// # Ok::<(), gort::stack::StackError>(())
     /// ```
+    #[inline]
     pub fn bottom(&self) -> usize {
         self.raw.bottom()
     }
@@ -159,6 +163,7 @@ impl Stack {
 }
 
 impl Drop for Stack {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: `raw` is taken exactly once, here, and `self` is not used afterwards.
         let raw = unsafe { ManuallyDrop::take(&mut self.raw) };
