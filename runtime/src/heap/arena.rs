@@ -16,8 +16,13 @@ use super::index::ADDR_BITS;
 /// Where a heap's address space comes from.
 #[derive(Debug)]
 pub(crate) enum AddressSource {
-    /// Real reservations from the OS.
-    Mmap,
+    /// Real reservations from the OS, each asked for right after the previous one (Go's arena
+    /// hints), in a part of the address space where nothing else maps by default, so that the
+    /// kernel merges the arenas into one mapping.
+    Mmap {
+        /// Where the next arena is asked for.
+        hint: usize,
+    },
     /// A range of addresses that are never mapped nor touched: for tests and loom models of the
     /// heap's bookkeeping (the heap never dereferences the pages it manages).
     #[cfg(test)]
@@ -33,7 +38,23 @@ pub(crate) struct Arena {
     mapping: Option<(usize, usize)>,
 }
 
+/// The lowest address the first arena is asked for (1 TiB): far above a PIE executable's data
+/// and below the area where the kernel places mappings by default.
+const FIRST_HINT_BASE: usize = 1 << 40;
+/// The first arena goes at a random one of this many 1 GiB slots above the base, so the heap's
+/// placement keeps some of the entropy address-space randomisation gives everything else.
+const FIRST_HINT_SLOTS: u64 = 4096;
+
 impl AddressSource {
+    /// Reservations from the OS, starting at a randomised hint.
+    pub(crate) fn mmap() -> Self {
+        use std::hash::BuildHasher;
+        let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
+        AddressSource::Mmap {
+            hint: FIRST_HINT_BASE + (random % FIRST_HINT_SLOTS) as usize * (1 << 30),
+        }
+    }
+
     /// Reserves an arena of at least `min_bytes`, trying `want_bytes` first and halving on
     /// refusal. Both are multiples of the heap page.
     pub(crate) fn reserve(
@@ -78,26 +99,9 @@ impl AddressSource {
                     mapping: None,
                 })
             }
-            AddressSource::Mmap => {
+            AddressSource::Mmap { hint } => {
                 let len = bytes.checked_add(PAGE_SIZE).ok_or(libc::ENOMEM)?;
-                // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing
-                // aliases nothing.
-                let start = unsafe {
-                    libc::mmap(
-                        std::ptr::null_mut(),
-                        len,
-                        libc::PROT_READ | libc::PROT_WRITE,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                        -1,
-                        0,
-                    )
-                };
-                if start == libc::MAP_FAILED {
-                    return Err(io::Error::last_os_error()
-                        .raw_os_error()
-                        .unwrap_or(libc::ENOMEM));
-                }
-                let start = start as usize;
+                let start = reserve_address_space(len, *hint)?;
                 let arena = Arena {
                     base: start.next_multiple_of(PAGE_SIZE),
                     bytes,
@@ -107,10 +111,34 @@ impl AddressSource {
                     unmap(start, len);
                     return Err(libc::ENOMEM);
                 }
+                *hint = start + len;
                 Ok(arena)
             }
         }
     }
+}
+
+/// Reserves `len` bytes of read-write address space that commit on first touch, at `hint` if
+/// that range is free (0: anywhere). Answers the start, or the errno of the refusal.
+pub(crate) fn reserve_address_space(len: usize, hint: usize) -> Result<usize, i32> {
+    // SAFETY: without MAP_FIXED the hint is only a hint: the kernel never places a new mapping
+    // over an existing one, so the fresh mapping aliases nothing.
+    let start = unsafe {
+        libc::mmap(
+            hint as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if start == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::ENOMEM));
+    }
+    Ok(start as usize)
 }
 
 impl Arena {
@@ -122,9 +150,10 @@ impl Arena {
     }
 }
 
-fn unmap(start: usize, len: usize) {
-    // SAFETY: `[start, start + len)` is a mapping this module created, and its heap (the only
-    // user of the addresses) is gone or never handed any out.
+/// Unmaps a reservation made by [`reserve_address_space`].
+pub(crate) fn unmap(start: usize, len: usize) {
+    // SAFETY: `[start, start + len)` is a mapping made by `reserve_address_space`, and its user
+    // (a heap that is being dropped, or one that never handed the addresses out) is done with it.
     let rc = unsafe { libc::munmap(start as *mut libc::c_void, len) };
     debug_assert_eq!(rc, 0, "munmap of an arena failed");
 }

@@ -2,7 +2,10 @@
 //! `arenas[l1][l2].spans`).
 //!
 //! The first level has one entry per region of `1 << REGION_SHIFT` bytes of address space; the
-//! second-level table of a region has one `AtomicPtr<Span>` per heap page in it.
+//! second-level table of a region has one `AtomicPtr<Span>` per heap page in it. All tables live
+//! in one zone of address space reserved with the index (the table of region `r` at a fixed
+//! offset), so a heap of any size costs one mapping for its index; if the OS refuses the zone,
+//! each table is mapped on its own. Table pages commit on first write.
 //!
 //! Invariants:
 //! - a second-level table is installed (release store) before any span in its region is
@@ -12,14 +15,23 @@
 //! - an entry may be stale (pointing at a retired or reused span): readers must check the span's
 //!   state and bounds, which is what `Heap::span_of` does.
 
-use std::ptr::{self, NonNull};
+use std::ptr::NonNull;
 
 use super::PAGE_SHIFT;
+#[cfg(not(loom))]
+use super::arena::{reserve_address_space, unmap};
 use super::span::Span;
 use crate::sync::atomic::{AtomicPtr, Ordering};
 
-/// Bits of address space the index covers; loom models use a tiny fake address space.
-pub(crate) const ADDR_BITS: u32 = if cfg!(loom) { 20 } else { 48 };
+/// Bits of address space the index covers (user space on x86-64 is 47 bits); loom models use a
+/// tiny fake address space.
+pub(crate) const ADDR_BITS: u32 = if cfg!(loom) {
+    20
+} else if cfg!(target_arch = "x86_64") {
+    47
+} else {
+    48
+};
 /// log2 of the bytes covered by one second-level table.
 const REGION_SHIFT: u32 = if cfg!(loom) { 17 } else { 30 };
 const L1_LEN: usize = 1 << (ADDR_BITS - REGION_SHIFT);
@@ -34,21 +46,24 @@ struct L2 {
 
 pub(crate) struct Index {
     l1: Box<[AtomicPtr<L2>]>,
+    tables: TableStore,
 }
 
 impl Index {
     pub(crate) fn new() -> Self {
         Index {
             l1: null_pointers(L1_LEN),
+            tables: TableStore::new(),
         }
     }
 
     /// Installs the second-level table of the region holding `addr` if it has none.
     /// Callers serialise installs (the heap lock).
     pub(crate) fn install_region(&self, addr: usize) {
-        let slot = &self.l1[addr >> REGION_SHIFT];
+        let region = addr >> REGION_SHIFT;
+        let slot = &self.l1[region];
         if slot.load(Ordering::Relaxed).is_null() {
-            slot.store(alloc_l2(), Ordering::Release);
+            slot.store(self.tables.table(region), Ordering::Release);
         }
     }
 
@@ -85,9 +100,9 @@ impl Drop for Index {
         for slot in self.l1.iter() {
             let table = slot.load(Ordering::Relaxed);
             if !table.is_null() {
-                // SAFETY: non-null entries came from `alloc_l2`, and `&mut self` means no
+                // SAFETY: non-null entries came from `self.tables`, and `&mut self` means no
                 // reader is left.
-                unsafe { free_l2(table) };
+                unsafe { self.tables.release(table) };
             }
         }
     }
@@ -101,62 +116,95 @@ fn null_pointers<T>(len: usize) -> Box<[AtomicPtr<T>]> {
     unsafe { table.assume_init() }
 }
 
-/// A table of null pointers mapped with the arenas' flags, so that the kernel merges it with
-/// its neighbours instead of adding a mapping per table. Its pages commit on first write.
+/// Memory for second-level tables: all-zero bits are a table of null pointers.
 #[cfg(not(loom))]
-fn alloc_l2() -> *mut L2 {
-    let layout = std::alloc::Layout::new::<L2>();
-    // SAFETY: a fresh anonymous mapping aliases nothing. It is page aligned (enough for `L2`)
-    // and reads as zero, and all-zero `AtomicPtr`s are valid null pointers.
-    let table = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            layout.size(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if table == libc::MAP_FAILED {
-        std::alloc::handle_alloc_error(layout);
-    }
-    table.cast()
+struct TableStore {
+    /// The base of a reservation with room for every region's table, if the OS granted it.
+    zone: Option<usize>,
 }
 
-/// Unmaps a table from [`alloc_l2`].
-///
-/// # Safety
-///
-/// `table` came from `alloc_l2` and nothing refers to it any more.
 #[cfg(not(loom))]
-unsafe fn free_l2(table: *mut L2) {
-    // SAFETY: the caller passes a live mapping of exactly this size.
-    unsafe { libc::munmap(table.cast(), std::mem::size_of::<L2>()) };
+impl TableStore {
+    const TABLE_BYTES: usize = std::mem::size_of::<L2>();
+    const ZONE_BYTES: usize = L1_LEN * Self::TABLE_BYTES;
+
+    fn new() -> Self {
+        let zone = reserve_address_space(Self::ZONE_BYTES, 0)
+            .inspect_err(|errno| {
+                log::debug!(
+                    "gort: no zone for the span index (errno {errno}); mapping tables one by one"
+                )
+            })
+            .ok();
+        TableStore { zone }
+    }
+
+    /// The table of `region`: zeroed, page aligned, and valid until `release`.
+    fn table(&self, region: usize) -> *mut L2 {
+        let addr = match self.zone {
+            Some(zone) => zone + region * Self::TABLE_BYTES,
+            None => reserve_address_space(Self::TABLE_BYTES, 0).unwrap_or_else(|_| {
+                std::alloc::handle_alloc_error(std::alloc::Layout::new::<L2>())
+            }),
+        };
+        // Untouched anonymous memory reads as zero, and all-zero `AtomicPtr`s are null.
+        addr as *mut L2
+    }
+
+    /// Gives back a table from `table`.
+    ///
+    /// # Safety
+    ///
+    /// `table` came from `self.table` and nothing refers to it any more.
+    unsafe fn release(&self, table: *mut L2) {
+        if self.zone.is_none() {
+            unmap(table as usize, Self::TABLE_BYTES);
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl Drop for TableStore {
+    fn drop(&mut self) {
+        if let Some(zone) = self.zone {
+            unmap(zone, Self::ZONE_BYTES);
+        }
+    }
 }
 
 #[cfg(loom)]
 fn null_pointers<T>(len: usize) -> Box<[AtomicPtr<T>]> {
-    (0..len).map(|_| AtomicPtr::new(ptr::null_mut())).collect()
+    (0..len)
+        .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+        .collect()
 }
 
+/// Under loom, tables are boxes of loom atomics.
 #[cfg(loom)]
-fn alloc_l2() -> *mut L2 {
-    Box::into_raw(Box::new(L2 {
-        spans: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
-    }))
-}
+struct TableStore;
 
-/// Frees a table from [`alloc_l2`].
-///
-/// # Safety
-///
-/// `table` came from `alloc_l2` and nothing refers to it any more.
 #[cfg(loom)]
-unsafe fn free_l2(table: *mut L2) {
-    // SAFETY: the caller passes a table boxed by `alloc_l2`.
-    drop(unsafe { Box::from_raw(table) });
+impl TableStore {
+    fn new() -> Self {
+        TableStore
+    }
+
+    fn table(&self, _region: usize) -> *mut L2 {
+        Box::into_raw(Box::new(L2 {
+            spans: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+        }))
+    }
+
+    /// Frees a table from `table`.
+    ///
+    /// # Safety
+    ///
+    /// `table` came from `self.table` and nothing refers to it any more.
+    unsafe fn release(&self, table: *mut L2) {
+        // SAFETY: the caller passes a table boxed by `table`.
+        drop(unsafe { Box::from_raw(table) });
+    }
 }
 
 /// Clears entries by pointing them at nothing.
-pub(crate) const NO_SPAN: *mut Span = ptr::null_mut();
+pub(crate) const NO_SPAN: *mut Span = std::ptr::null_mut();

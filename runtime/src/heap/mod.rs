@@ -96,7 +96,7 @@ pub(crate) fn publication_barrier() {
 ///
 /// let err = heap::alloc_span(0, SpanKind::Defer).unwrap_err();
 /// assert!(matches!(err, HeapError::InvalidPages { pages: 0, .. }));
-/// assert_eq!(err.to_string(), "cannot allocate a span of 0 pages: the size must be 1 to 4294967296 pages of 16 KiB");
+/// assert!(err.to_string().starts_with("cannot allocate a span of 0 pages: the size must be 1 to "));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -538,7 +538,7 @@ impl Drop for Heap {
 #[inline]
 fn global() -> &'static Heap {
     static HEAP: std::sync::OnceLock<Heap> = std::sync::OnceLock::new();
-    HEAP.get_or_init(|| Heap::new(AddressSource::Mmap))
+    HEAP.get_or_init(|| Heap::new(AddressSource::mmap()))
 }
 
 /// Allocates a span of `pages` heap pages from the process's span heap.

@@ -342,7 +342,7 @@ fn real_reservations_shrink_under_a_limit_and_fail_with_an_error() {
     };
     // SAFETY: setrlimit only reads the struct; lowering our own address-space limit is the point.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlimit) }, 0);
-    let heap = Heap::new(AddressSource::Mmap);
+    let heap = Heap::new(AddressSource::mmap());
     let err = heap.alloc_span(ARENA_PAGES, SpanKind::Stack).unwrap_err();
     assert_eq!(
         err,
