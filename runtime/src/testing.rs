@@ -1,5 +1,8 @@
-//! Helpers for unit tests that must run in a child process: a fault that kills the process, a
-//! process-wide mode forced before first use, a resource limit.
+//! Helpers for unit tests: stress tests' long mode, and tests that must run in a child process
+//! (a fault that kills the process, a process-wide mode forced before first use, a resource
+//! limit).
+//!
+//! Stress tests run a short mode by default and a long one with `GORT_LONG_TESTS=1`.
 //!
 //! The parent re-runs the current test binary on exactly one test with `GORT_TEST_CHILD` naming
 //! that test; the test sees the variable and plays the child's part.
@@ -7,6 +10,15 @@
 use std::process::{Command, Output};
 
 const CHILD_ENV: &str = "GORT_TEST_CHILD";
+
+/// `short` normally, `long` with `GORT_LONG_TESTS=1`.
+pub(crate) fn short_or_long(short: usize, long: usize) -> usize {
+    if std::env::var_os("GORT_LONG_TESTS").is_some_and(|value| value == "1") {
+        long
+    } else {
+        short
+    }
+}
 
 /// The harness name of test `name` in module `module` (as given by `module_path!()`).
 fn test_path(module: &str, name: &str) -> String {

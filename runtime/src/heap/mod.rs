@@ -170,8 +170,8 @@ impl From<HeapError> for io::Error {
 #[derive(Debug)]
 pub struct SpanHandle {
     span: NonNull<Span>,
-    base: usize,
-    pages: usize,
+    /// The span as allocated: its extent and kind never change while the handle lives.
+    allocated: SpanInfo,
 }
 
 // SAFETY: the handle names a span in type-stable storage whose fields are all atomics; owning
@@ -184,25 +184,25 @@ impl SpanHandle {
     /// The lowest address of the span.
     #[inline]
     pub fn base(&self) -> usize {
-        self.base
+        self.allocated.base()
     }
 
     /// One past the highest address of the span.
     #[inline]
     pub fn limit(&self) -> usize {
-        self.base + self.pages * PAGE_SIZE
+        self.allocated.limit()
     }
 
     /// The number of heap pages in the span.
     #[inline]
     pub fn pages(&self) -> usize {
-        self.pages
+        self.allocated.pages()
     }
 
     /// The span's kind.
     #[inline]
     pub fn kind(&self) -> SpanKind {
-        self.span().kind()
+        self.allocated.kind()
     }
 
     /// The span's state: always [`SpanState::InUse`] while its handle exists.
@@ -433,7 +433,15 @@ impl Heap {
         self.index.set(base, pages, span.as_ptr()); // (3)
         dead.publish(); // (4)
         publication_barrier(); // (5)
-        Ok(SpanHandle { span, base, pages })
+        Ok(SpanHandle {
+            span,
+            allocated: SpanInfo {
+                base,
+                pages,
+                kind,
+                owner: 0,
+            },
+        })
     }
 
     /// Frees a span: `Dead`, then the index, then the pages.
@@ -443,15 +451,17 @@ impl Heap {
     /// If the span does not belong to this heap.
     pub(crate) fn free_span(&self, handle: SpanHandle) {
         assert!(
-            self.index.lookup(handle.base) == Some(handle.span),
+            self.index.lookup(handle.base()) == Some(handle.span),
             "span [{:#x}, {:#x}) freed to a heap that does not hold it",
-            handle.base,
+            handle.base(),
             handle.limit()
         );
         handle.span().retire();
-        self.index.set(handle.base, handle.pages, NO_SPAN);
+        self.index.set(handle.base(), handle.pages(), NO_SPAN);
         let mut inner = self.inner.lock();
-        inner.pages.free(handle.base >> PAGE_SHIFT, handle.pages);
+        inner
+            .pages
+            .free(handle.base() >> PAGE_SHIFT, handle.pages());
         inner.spans.put(handle.span);
         inner.stats.spans_in_use -= 1;
     }

@@ -80,7 +80,7 @@ fn random_alloc_and_free_agree_with_a_model() {
     };
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut live: Vec<SpanHandle> = Vec::new();
-    for step in 0..20_000 {
+    for step in 0..testing::short_or_long(20_000, 1_000_000) {
         if live.is_empty() || rng.below(100) < 55 {
             let pages = match rng.below(100) {
                 0 => 1 + rng.below(ARENA_PAGES / 2),
@@ -367,7 +367,7 @@ fn concurrent_allocations_never_overlap() {
             std::thread::spawn(move || {
                 let mut rng = Rng(owner * 0x1234_5678_9abc_def1);
                 let mut live = Vec::new();
-                for _ in 0..5_000 {
+                for _ in 0..testing::short_or_long(5_000, 500_000) {
                     if live.len() < 64 && rng.below(2) == 0 {
                         let span = heap
                             .alloc_span(1 + rng.below(16), SpanKind::StackSegment)

@@ -63,6 +63,46 @@ fn a_deep_recursion_commits_only_the_pages_it_touches() {
 }
 
 #[test]
+fn a_stack_released_to_the_heap_gives_back_its_pages_and_its_guard() {
+    // In a child, so that no other test can take the span between its release and the checks.
+    let name = "a_stack_released_to_the_heap_gives_back_its_pages_and_its_guard";
+    if !testing::is_child(module_path!(), name) {
+        let child = testing::run_child(module_path!(), name);
+        let stdout = String::from_utf8_lossy(&child.stdout);
+        assert!(
+            child.status.success() && stdout.contains("1 passed"),
+            "child: {}\n{stdout}\n{}",
+            child.status,
+            String::from_utf8_lossy(&child.stderr)
+        );
+        return;
+    }
+    let stack = RawStack::allocate(StackSize::new(64 * KIB).unwrap()).unwrap();
+    let (guard, bottom, top) = (stack.guard_start(), stack.bottom(), stack.top());
+    // SAFETY: the stack's usable memory is ours while we own it, and nothing runs on it.
+    unsafe { (bottom as *mut u8).write_bytes(0xa5, top - bottom) };
+    assert_eq!(
+        memory::resident_bytes(bottom, top - bottom).unwrap(),
+        top - bottom
+    );
+    stack.release();
+    assert_eq!(
+        heap::span_of(bottom),
+        None,
+        "the span went back to the heap"
+    );
+    assert_eq!(
+        memory::resident_bytes(bottom, top - bottom).unwrap(),
+        0,
+        "its pages went back to the OS"
+    );
+    // SAFETY: the arena stays mapped read-write; with the guard removed, reading the former
+    // guard page no longer faults (a fault would kill this child and fail the parent).
+    let byte = unsafe { std::ptr::read_volatile(guard as *const u8) };
+    assert_eq!(byte, 0);
+}
+
+#[test]
 fn a_warm_stack_comes_back_from_the_thread_cache_with_its_pages() {
     let size = StackSize::new(64 * KIB).unwrap();
     let stack = Stack::new(size).unwrap();
