@@ -170,8 +170,6 @@ impl From<HeapError> for io::Error {
 #[derive(Debug)]
 pub struct SpanHandle {
     span: NonNull<Span>,
-    /// The span as allocated: its extent and kind never change while the handle lives.
-    allocated: SpanInfo,
 }
 
 // SAFETY: the handle names a span in type-stable storage whose fields are all atomics; owning
@@ -180,29 +178,31 @@ unsafe impl Send for SpanHandle {}
 // SAFETY: shared access only reads the span's atomics or sets its owner word atomically.
 unsafe impl Sync for SpanHandle {}
 
+// The accessors read the span's fields with relaxed loads: they do not change while the span is
+// `InUse`, and whoever holds the handle is ordered after the allocation that wrote them.
 impl SpanHandle {
     /// The lowest address of the span.
     #[inline]
     pub fn base(&self) -> usize {
-        self.allocated.base()
+        self.span().base()
     }
 
     /// One past the highest address of the span.
     #[inline]
     pub fn limit(&self) -> usize {
-        self.allocated.limit()
+        self.span().base() + self.span().pages() * PAGE_SIZE
     }
 
     /// The number of heap pages in the span.
     #[inline]
     pub fn pages(&self) -> usize {
-        self.allocated.pages()
+        self.span().pages()
     }
 
     /// The span's kind.
     #[inline]
     pub fn kind(&self) -> SpanKind {
-        self.allocated.kind()
+        self.span().kind()
     }
 
     /// The span's state: always [`SpanState::InUse`] while its handle exists.
@@ -217,6 +217,7 @@ impl SpanHandle {
         self.span().set_owner(owner);
     }
 
+    #[inline]
     fn span(&self) -> &Span {
         // SAFETY: the span lives in type-stable storage, and the handle keeps it `InUse`.
         unsafe { self.span.as_ref() }
@@ -433,15 +434,7 @@ impl Heap {
         self.index.set(base, pages, span.as_ptr()); // (3)
         dead.publish(); // (4)
         publication_barrier(); // (5)
-        Ok(SpanHandle {
-            span,
-            allocated: SpanInfo {
-                base,
-                pages,
-                kind,
-                owner: 0,
-            },
-        })
+        Ok(SpanHandle { span })
     }
 
     /// Frees a span: `Dead`, then the index, then the pages.
