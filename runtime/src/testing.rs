@@ -40,3 +40,21 @@ pub(crate) fn run_child(module: &str, name: &str) -> Output {
         .output()
         .expect("the test binary runs as a child")
 }
+
+/// Whether the caller is the child run of test `name` of `module`. In the parent this runs the
+/// child, asserts that its one test passed, and answers `false`: the test body runs only in the
+/// child.
+pub(crate) fn in_passing_child(module: &str, name: &str) -> bool {
+    if is_child(module, name) {
+        return true;
+    }
+    let child = run_child(module, name);
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success() && stdout.contains("1 passed"),
+        "child run of {name}: {}\n{stdout}\n{}",
+        child.status,
+        String::from_utf8_lossy(&child.stderr)
+    );
+    false
+}
