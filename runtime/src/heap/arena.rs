@@ -62,6 +62,11 @@ impl AddressSource {
         min_bytes: usize,
         want_bytes: usize,
     ) -> Result<Arena, HeapError> {
+        if matches!(self, AddressSource::Mmap { .. }) && os_page_size() > PAGE_SIZE {
+            return Err(HeapError::UnsupportedPageSize {
+                os_page_size: os_page_size(),
+            });
+        }
         let mut bytes = want_bytes.max(min_bytes);
         loop {
             match self.reserve_exact(bytes) {
@@ -102,6 +107,10 @@ impl AddressSource {
             AddressSource::Mmap { hint } => {
                 let len = bytes.checked_add(PAGE_SIZE).ok_or(libc::ENOMEM)?;
                 let start = reserve_address_space(len, *hint)?;
+                // Huge pages would commit 2 MiB where a new stack needs one page. Kernels without
+                // transparent huge pages refuse the advice, which is then moot.
+                // SAFETY: advice on a mapping just made, which nothing uses yet.
+                unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE) };
                 let arena = Arena {
                     base: start.next_multiple_of(PAGE_SIZE),
                     bytes,
@@ -156,4 +165,11 @@ pub(crate) fn unmap(start: usize, len: usize) {
     // (a heap that is being dropped, or one that never handed the addresses out) is done with it.
     let rc = unsafe { libc::munmap(start as *mut libc::c_void, len) };
     debug_assert_eq!(rc, 0, "munmap of an arena failed");
+}
+
+/// The OS page size.
+pub(crate) fn os_page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page).expect("the OS page size is positive")
 }

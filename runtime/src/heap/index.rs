@@ -57,14 +57,15 @@ impl Index {
         }
     }
 
-    /// Installs the second-level table of the region holding `addr` if it has none.
-    /// Callers serialise installs (the heap lock).
-    pub(crate) fn install_region(&self, addr: usize) {
+    /// Installs the second-level table of the region holding `addr` if it has none, or answers
+    /// the errno of the OS's refusal to map one. Callers serialise installs (the heap lock).
+    pub(crate) fn install_region(&self, addr: usize) -> Result<(), i32> {
         let region = addr >> REGION_SHIFT;
         let slot = &self.l1[region];
         if slot.load(Ordering::Relaxed).is_null() {
-            slot.store(self.tables.table(region), Ordering::Release);
+            slot.store(self.tables.table(region)?, Ordering::Release);
         }
+        Ok(())
     }
 
     /// Points every page of `[base, base + pages * PAGE_SIZE)` at `span` (or clears them).
@@ -140,15 +141,13 @@ impl TableStore {
     }
 
     /// The table of `region`: zeroed, page aligned, and valid until `release`.
-    fn table(&self, region: usize) -> *mut L2 {
+    fn table(&self, region: usize) -> Result<*mut L2, i32> {
         let addr = match self.zone {
             Some(zone) => zone + region * Self::TABLE_BYTES,
-            None => reserve_address_space(Self::TABLE_BYTES, 0).unwrap_or_else(|_| {
-                std::alloc::handle_alloc_error(std::alloc::Layout::new::<L2>())
-            }),
+            None => reserve_address_space(Self::TABLE_BYTES, 0)?,
         };
         // Untouched anonymous memory reads as zero, and all-zero `AtomicPtr`s are null.
-        addr as *mut L2
+        Ok(addr as *mut L2)
     }
 
     /// Gives back a table from `table`.
@@ -189,10 +188,10 @@ impl TableStore {
         TableStore
     }
 
-    fn table(&self, _region: usize) -> *mut L2 {
-        Box::into_raw(Box::new(L2 {
+    fn table(&self, _region: usize) -> Result<*mut L2, i32> {
+        Ok(Box::into_raw(Box::new(L2 {
             spans: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
-        }))
+        })))
     }
 
     /// Frees a table from `table`.

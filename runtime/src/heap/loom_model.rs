@@ -1,13 +1,18 @@
-//! Loom models of span publication: the race the two seed commits fix.
+//! Loom models of the span heap's concurrency protocols, each with a broken variant the model
+//! must catch (a check that cannot fail proves nothing).
 //!
-//! A growing goroutine allocates a stack segment and writes a pointer into it where a
-//! concurrent collector can read it (a defer record linked from the goroutine); the collector
-//! resolves whatever it reads with `span_of`, and a pointer that does not resolve is a bad
-//! pointer. The collector reads the link with an acquire load; the writer stores it with a plain
-//! (relaxed) store after the allocation, relying on the publication barrier alone.
-//!
-//! Built with `--cfg gort_loom_no_publication` the barrier is gone, and the model must find the
-//! execution in which the collector sees the pointer but not the span.
+//! - **Publication** (the race the two seed commits fix): a growing goroutine allocates a stack
+//!   segment and writes a pointer into it where a concurrent collector can read it (a defer
+//!   record linked from the goroutine); the collector resolves whatever it reads with `span_of`,
+//!   and a pointer that does not resolve is a bad pointer. The collector reads the link with an
+//!   acquire load; the writer stores it with a plain (relaxed) store after the allocation,
+//!   relying on the publication barrier alone. The heap starts empty, so the model also covers
+//!   the index install racing the lookup. Broken variant: `--cfg gort_loom_no_publication`
+//!   removes the barrier.
+//! - **Reuse**: a span is freed and its struct immediately reused for another span while a
+//!   lookup of an address in both races with them; the lookup must answer nothing or one of the
+//!   two spans as it really was, never a mix. Broken variant: `--cfg gort_loom_torn_span` skips
+//!   the generation check of the read.
 
 use loom::sync::Arc;
 use loom::thread;
@@ -15,29 +20,24 @@ use loom::thread;
 use super::*;
 use crate::sync::atomic::AtomicUsize;
 
-/// A heap over a fake address space, with its arena and span storage set up before the model's
-/// threads start, so the model explores the protocol rather than the heap's one-time setup.
+/// A heap over a fake address space (the heap never touches the pages it manages).
 fn model_heap() -> Heap {
-    let heap = Heap::new(AddressSource::Fake {
+    Heap::new(AddressSource::Fake {
         next: REGION_BYTES,
         end: 1 << ADDR_BITS,
-    });
-    {
-        let mut inner = heap.inner.lock();
-        inner
-            .add_arena(1, &heap.index)
-            .expect("the fake address space holds an arena");
-        inner.spans.reserve(1);
-    }
-    heap
+    })
+}
+
+fn explore(model: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(model);
 }
 
 /// One segment growth racing one scan. Panics, naming the bad pointer, if the scan reads the
 /// link into the new segment but cannot resolve it.
 fn segment_growth_against_a_scan() {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
-    builder.check(|| {
+    explore(|| {
         let heap = Arc::new(model_heap());
         let defer_link = Arc::new(AtomicUsize::new(0));
 
@@ -69,6 +69,60 @@ fn segment_growth_against_a_scan() {
     });
 }
 
+/// A free and a reuse of the same span struct racing one lookup. Panics with "torn span" if
+/// the lookup answers with a span that never existed.
+fn span_reuse_against_a_lookup() {
+    explore(|| {
+        let heap = Arc::new(model_heap());
+        let old = heap
+            .alloc_span(1, SpanKind::Stack)
+            .expect("the model heap has room");
+        old.set_owner(1);
+        let addr = old.base();
+        let old_info = heap.span_of(addr).expect("a live span resolves");
+
+        let lookup = {
+            let heap = Arc::clone(&heap);
+            thread::spawn(move || heap.span_of(addr))
+        };
+
+        heap.free_span(old);
+        let new = heap
+            .alloc_span(2, SpanKind::Defer)
+            .expect("the model heap has room");
+        let new_info = heap
+            .span_of(addr)
+            .expect("the freed pages and span struct are reused");
+        assert_eq!(
+            new_info.base(),
+            addr,
+            "the new span starts where the old one did"
+        );
+
+        let seen = lookup.join().expect("the lookup does not panic");
+        assert!(
+            seen.is_none() || seen == Some(old_info) || seen == Some(new_info),
+            "torn span: {seen:?} is neither {old_info:?} nor {new_info:?}"
+        );
+        heap.free_span(new);
+    });
+}
+
+/// Runs a model that must fail, and checks it failed for the expected reason.
+fn assert_caught(model: fn(), expected: &str) {
+    let caught = std::panic::catch_unwind(model);
+    let payload = caught.expect_err("the model must catch the broken variant");
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(
+        message.contains(expected),
+        "caught for another reason: {message}"
+    );
+}
+
 #[cfg(not(gort_loom_no_publication))]
 #[test]
 fn loom_segment_publication_is_seen_by_a_concurrent_scan() {
@@ -78,16 +132,17 @@ fn loom_segment_publication_is_seen_by_a_concurrent_scan() {
 #[cfg(gort_loom_no_publication)]
 #[test]
 fn loom_catches_a_missing_publication_barrier() {
-    let caught = std::panic::catch_unwind(segment_growth_against_a_scan);
-    let payload =
-        caught.expect_err("the model must find the bad pointer when the barrier is missing");
-    let message = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or_default();
-    assert!(
-        message.contains("to unallocated span"),
-        "caught for another reason: {message}"
-    );
+    assert_caught(segment_growth_against_a_scan, "to unallocated span");
+}
+
+#[cfg(not(gort_loom_torn_span))]
+#[test]
+fn loom_span_reuse_never_tears_a_lookup() {
+    span_reuse_against_a_lookup();
+}
+
+#[cfg(gort_loom_torn_span)]
+#[test]
+fn loom_catches_a_torn_span_read() {
+    assert_caught(span_reuse_against_a_lookup, "torn span");
 }

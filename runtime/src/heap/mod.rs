@@ -47,6 +47,8 @@ use std::fmt;
 use std::io;
 use std::ptr::NonNull;
 
+#[cfg(not(loom))]
+pub(crate) use self::arena::os_page_size;
 use self::arena::{AddressSource, Arena};
 use self::index::{ADDR_BITS, Index, NO_SPAN, REGION_BYTES};
 use self::pages::PageAlloc;
@@ -108,6 +110,11 @@ pub enum HeapError {
         /// The largest number of pages one span may have.
         max: usize,
     },
+    /// The OS pages are larger than heap pages, so guards and spans could not be aligned.
+    UnsupportedPageSize {
+        /// The OS page size in bytes.
+        os_page_size: usize,
+    },
     /// The OS refused to reserve more address space.
     AddressSpaceExhausted {
         /// The bytes the heap needed to reserve.
@@ -124,6 +131,10 @@ impl fmt::Display for HeapError {
                 f,
                 "cannot allocate a span of {pages} pages: the size must be 1 to {max} pages of {} KiB",
                 PAGE_SIZE / 1024
+            ),
+            HeapError::UnsupportedPageSize { os_page_size } => write!(
+                f,
+                "the OS page size is {os_page_size} bytes; the span heap needs pages of at most {PAGE_SIZE} bytes"
             ),
             HeapError::AddressSpaceExhausted {
                 requested_bytes,
@@ -148,6 +159,7 @@ impl From<HeapError> for io::Error {
     fn from(err: HeapError) -> io::Error {
         let kind = match err {
             HeapError::InvalidPages { .. } => io::ErrorKind::InvalidInput,
+            HeapError::UnsupportedPageSize { .. } => io::ErrorKind::Unsupported,
             HeapError::AddressSpaceExhausted { .. } => io::ErrorKind::OutOfMemory,
         };
         io::Error::new(kind, err)
@@ -172,8 +184,10 @@ pub struct SpanHandle {
     span: NonNull<Span>,
 }
 
-// SAFETY: the handle names a span in type-stable storage whose fields are all atomics; owning
-// the handle is owning the span, wherever the thread.
+// SAFETY: the handle names a span whose fields are all atomics, in the type-stable storage of
+// the heap that allocated it, which outlives the handle (the process-wide heap is never dropped;
+// a test heap outlives the handles it hands out). Owning the handle is owning the span, wherever
+// the thread.
 unsafe impl Send for SpanHandle {}
 // SAFETY: shared access only reads the span's atomics or sets its owner word atomically.
 unsafe impl Sync for SpanHandle {}
@@ -219,7 +233,8 @@ impl SpanHandle {
 
     #[inline]
     fn span(&self) -> &Span {
-        // SAFETY: the span lives in type-stable storage, and the handle keeps it `InUse`.
+        // SAFETY: the span lives in its heap's type-stable storage, which outlives the handle
+        // (see `Send` above), and the handle keeps it `InUse`.
         unsafe { self.span.as_ref() }
     }
 }
@@ -465,20 +480,12 @@ impl Heap {
     pub(crate) fn span_of(&self, addr: usize) -> Option<SpanInfo> {
         let span = self.index.lookup(addr)?;
         // SAFETY: index entries point into type-stable storage that lives as long as the heap.
-        let span = unsafe { span.as_ref() };
-        if span.state(Ordering::Acquire) != SpanState::InUse {
-            return None;
-        }
-        let info = SpanInfo {
-            base: span.base(),
-            pages: span.pages(),
-            kind: span.kind(),
-            owner: span.owner(),
-        };
+        let info = unsafe { span.as_ref() }.read_in_use()?;
         info.contains(addr).then_some(info)
     }
 
-    /// Describes why `addr` does not resolve, for a report naming where it was found.
+    /// Describes why `addr` does not resolve, for a report naming where it was found. The span
+    /// fields it reports are read without validation: a report describes what was seen.
     pub(crate) fn bad_pointer(&self, addr: usize, found_in: &str) -> BadPointer {
         let seen = self.index.lookup(addr).map(|span| {
             // SAFETY: as in `span_of`.
@@ -518,7 +525,14 @@ impl Inner {
         let arena = self.source.reserve(need, want)?;
         let last = arena.base + arena.bytes - 1;
         for region in (arena.base / REGION_BYTES)..=(last / REGION_BYTES) {
-            index.install_region(region * REGION_BYTES);
+            if let Err(errno) = index.install_region(region * REGION_BYTES) {
+                // No span was handed out of the arena: it can go back whole.
+                arena.release();
+                return Err(HeapError::AddressSpaceExhausted {
+                    requested_bytes: need,
+                    os_error: Some(errno),
+                });
+            }
         }
         self.pages
             .free(arena.base >> PAGE_SHIFT, arena.bytes >> PAGE_SHIFT);

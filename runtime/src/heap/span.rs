@@ -7,6 +7,9 @@
 //! Invariants:
 //! - a span's fields change only while its state is `Dead`; `state.store(InUse, Release)` is the
 //!   last write of an allocation and `state.store(Dead, Release)` the first write of a free;
+//! - `generation` is odd exactly while the fields are being rewritten (a seqlock): a reader that
+//!   races a free and a reuse of the same span struct sees the generation change and discards
+//!   what it read, so it never answers with a mix of two spans' fields;
 //! - span structs live in chunks that are never freed while their heap exists (type-stable
 //!   storage): a racing reader may see a stale span, never freed memory;
 //! - the free list of the pool is only touched under the heap lock.
@@ -14,7 +17,8 @@
 use std::fmt;
 use std::ptr::NonNull;
 
-use crate::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use super::SpanInfo;
+use crate::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
 /// The life-cycle state of a span, published with release/acquire ordering.
 ///
@@ -98,6 +102,7 @@ pub(crate) struct Span {
     kind: AtomicU8,
     owner: AtomicU64,
     state: AtomicU8,
+    generation: AtomicU32,
 }
 
 impl Span {
@@ -108,12 +113,19 @@ impl Span {
             kind: AtomicU8::new(0),
             owner: AtomicU64::new(0),
             state: AtomicU8::new(SpanState::Dead as u8),
+            generation: AtomicU32::new(0),
         }
     }
 
     /// Step (2) of the allocation protocol: initialise every field while the span is `Dead`.
     pub(crate) fn init(&self, base: usize, pages: usize, kind: SpanKind) {
         debug_assert_eq!(self.state(Ordering::Relaxed), SpanState::Dead);
+        // Only the allocating thread writes a dead span, so a plain increment is enough; the
+        // fence keeps the field writes below from being seen before the odd generation.
+        let generation = self.generation.load(Ordering::Relaxed);
+        self.generation
+            .store(generation.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
         self.base.store(base, Ordering::Relaxed);
         self.pages.store(pages, Ordering::Relaxed);
         self.kind.store(kind as u8, Ordering::Relaxed);
@@ -122,7 +134,39 @@ impl Span {
 
     /// Step (4): the state publishes every field written before it.
     pub(crate) fn publish(&self) {
+        let generation = self.generation.load(Ordering::Relaxed);
+        self.generation
+            .store(generation.wrapping_add(1), Ordering::Release);
         self.state.store(SpanState::InUse as u8, Ordering::Release);
+    }
+
+    /// A consistent reading of the span's fields if it is `InUse`: `None` if it is not, or if it
+    /// was re-initialised while being read.
+    #[inline]
+    pub(crate) fn read_in_use(&self) -> Option<SpanInfo> {
+        if self.state(Ordering::Acquire) != SpanState::InUse {
+            return None;
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        if generation % 2 == 1 {
+            return None;
+        }
+        let info = SpanInfo {
+            base: self.base(),
+            pages: self.pages(),
+            kind: self.kind(),
+            owner: self.owner(),
+        };
+        fence(Ordering::Acquire);
+        // The `gort_loom_torn_span` configuration skips the check, so that the loom model can
+        // show it is needed.
+        if cfg!(all(loom, gort_loom_torn_span))
+            || self.generation.load(Ordering::Relaxed) == generation
+        {
+            Some(info)
+        } else {
+            None
+        }
     }
 
     /// First step of a free: from here on no reader trusts the other fields.
@@ -184,10 +228,11 @@ impl SpanPool {
     }
 
     fn add_chunk(&mut self) {
-        let chunk: Box<[Span]> = (0..CHUNK).map(|_| Span::new()).collect();
-        // Chunks are boxed slices, so moving the box into `chunks` never moves the spans.
+        self.chunks.push((0..CHUNK).map(|_| Span::new()).collect());
+        // Pointers are taken after the box has moved into `chunks`, from where it stays: moving a
+        // box asserts unique access and would invalidate pointers taken before.
+        let chunk = self.chunks.last().expect("a chunk was just pushed");
         self.free.extend(chunk.iter().map(NonNull::from));
-        self.chunks.push(chunk);
     }
 
     /// Takes back a span that is `Dead` and no longer in the index.

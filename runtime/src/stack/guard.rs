@@ -14,6 +14,8 @@ use std::fmt;
 use std::io;
 use std::sync::OnceLock;
 
+use crate::heap::os_page_size;
+
 /// `madvise` advice that installs guard markers (Linux 6.13).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 /// `madvise` advice that removes guard markers.
@@ -106,13 +108,6 @@ fn detect() -> GuardMode {
     mode
 }
 
-/// The OS page size.
-pub(crate) fn os_page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(page).expect("the OS page size is positive")
-}
-
 /// Makes `[addr, addr + len)` fault on any access.
 ///
 /// # Safety
@@ -137,11 +132,12 @@ pub(crate) unsafe fn install(addr: usize, len: usize) -> io::Result<()> {
     }
 }
 
-/// Makes a guard installed by [`install`] ordinary read-write memory again.
+/// Makes a guard region ordinary read-write memory again; harmless where no guard is installed.
 ///
 /// # Safety
 ///
-/// The range must be exactly a guard installed by [`install`] in a span the caller owns.
+/// The range must be page aligned, inside a span the caller owns, and hold nothing anyone reads
+/// or writes.
 pub(crate) unsafe fn remove(addr: usize, len: usize) -> io::Result<()> {
     let rc = match guard_mode() {
         // SAFETY: the caller owns the range, which holds only guard markers.

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use super::guard::os_page_size;
+use crate::heap::os_page_size;
 
 /// Gives the pages of `[addr, addr + len)` back to the OS (`MADV_DONTNEED`); they read as zero
 /// and are committed again on the next touch.

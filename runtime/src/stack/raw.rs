@@ -41,7 +41,8 @@ impl RawStack {
         // refers to it yet.
         if let Err(err) = unsafe { guard::install(span.base(), GUARD_BYTES) } {
             let addr = span.base();
-            heap::free_span(span);
+            // A failed install may have guarded part of the region.
+            free_unguarded(span);
             return Err(StackError::Guard {
                 addr,
                 mode: guard::guard_mode(),
@@ -89,14 +90,20 @@ impl RawStack {
         if let Err(err) = unsafe { memory::release(bottom, size.bytes()) } {
             log::warn!("gort: releasing the pages of a {size} stack at {bottom:#x} failed: {err}");
         }
-        // SAFETY: the guard was installed by `allocate` over exactly this range.
-        match unsafe { guard::remove(span.base(), GUARD_BYTES) } {
-            Ok(()) => heap::free_span(span),
-            // A span with a guard left in it must never back another span: keep it out of use.
-            Err(err) => log::error!(
-                "gort: removing the guard of a stack at {:#x} failed ({err}); its span is leaked",
-                span.base()
-            ),
-        }
+        free_unguarded(span);
+    }
+}
+
+/// Removes whatever guard the first heap page of a stack span holds, then frees the span. A span
+/// whose guard cannot be removed must never back another span: it is leaked instead.
+fn free_unguarded(span: SpanHandle) {
+    // SAFETY: the range is the guard region of a stack span we own; removing guard markers or
+    // restoring read-write protection on it is what the heap expects of a freed span.
+    match unsafe { guard::remove(span.base(), GUARD_BYTES) } {
+        Ok(()) => heap::free_span(span),
+        Err(err) => log::error!(
+            "gort: removing the guard of a stack at {:#x} failed ({err}); its span is leaked",
+            span.base()
+        ),
     }
 }
