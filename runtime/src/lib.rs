@@ -4,7 +4,19 @@
 //! with one committed page, grows copy-free up to its reservation behind a guard region, and
 //! never moves, so ordinary blocking Rust (references into the stack included) runs inside it.
 //!
-//! This release provides the foundation: the [span heap](heap) and [goroutine stacks](stack).
+//! Spawn goroutines with [`spawn`] or [`Builder`], join them through [`JoinHandle`], and run a
+//! program's main goroutine with [`run`]. Underneath are the [span heap](heap) and [goroutine
+//! stacks](stack).
+//!
+//! ```
+//! let total = gort::run(|| {
+//!     let workers: Vec<_> = (0..100).map(|i| gort::spawn(move || i)).collect();
+//!     workers.into_iter().map(|w| w.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 4950);
+//! ```
+//!
+//! A stack also runs a plain corosensei coroutine:
 //!
 //! ```
 //! use corosensei::{Coroutine, CoroutineResult};
@@ -22,10 +34,19 @@
 
 #![deny(missing_docs)]
 
+extern crate self as gort;
+
 pub mod heap;
+mod sched;
 #[cfg(not(loom))]
 pub mod stack;
 mod sync;
+
+#[cfg(not(loom))]
+pub use self::sched::{
+    Builder, ConfigError, Goroutine, GoroutineId, JoinHandle, Runtime, RuntimeBuilder, blocking,
+    current, num_goroutines, run, spawn, yield_now,
+};
 #[cfg(all(test, not(loom)))]
 mod testing;
 

@@ -1,0 +1,146 @@
+//! Spawning goroutines: [`Builder`] and [`spawn`].
+//!
+//! Invariant: a goroutine is counted live before it is queued and uncounted by the M that runs
+//! it to its end, so `num_goroutines` never undercounts a goroutine that can still run.
+
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use corosensei::{Coroutine, Yielder};
+
+use super::config;
+use super::g::{G, Switch};
+use super::join::{JoinHandle, Packet};
+use super::scheduler;
+use crate::stack::{Stack, StackSize};
+
+/// Configuration for a new goroutine: its name and stack size.
+///
+/// # Examples
+///
+/// ```
+/// let handle = gort::Builder::new()
+///     .name("worker")
+///     .stack_size(1 << 20)
+///     .spawn(|| gort::current().unwrap().name().map(str::to_owned))?;
+/// assert_eq!(handle.join().unwrap().as_deref(), Some("worker"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a goroutine builder does nothing until it spawns"]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the runtime's defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = gort::Builder::new().spawn(|| 1)?;
+    /// assert_eq!(handle.join().unwrap(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the goroutine (shown by `gort::current()`, panics and deadlock reports).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = gort::Builder::new().name("named").spawn(|| ())?;
+    /// # handle.join().unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The goroutine's stack reservation in bytes, rounded up to a power of two from 16 KiB to
+    /// 1 GiB. Only the pages it touches are committed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = gort::Builder::new().stack_size(0).spawn(|| ()).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the goroutine.
+    ///
+    /// # Errors
+    ///
+    /// An invalid stack size or runtime configuration (`InvalidInput`), or no memory or address
+    /// space for the stack.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = gort::Builder::new().spawn(|| "hello")?;
+    /// assert_eq!(handle.join().unwrap(), "hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let sched = config::runtime()?;
+        let size = match self.stack_size {
+            Some(bytes) => StackSize::new(bytes)
+                .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?,
+            None => sched.config.stack_size,
+        };
+        let stack = Stack::new(size)?;
+        let packet = Packet::new();
+        let result = Arc::clone(&packet);
+        let mut g = G::new(self.name.map(String::into_boxed_str));
+        g.set_coroutine(Coroutine::with_stack(
+            stack,
+            move |yielder: &Yielder<(), Switch>, ()| {
+                scheduler::current_g()
+                    .expect("a goroutine starts on an M")
+                    .set_yielder(yielder);
+                result.complete(panic::catch_unwind(AssertUnwindSafe(f)));
+            },
+        ));
+        let g = Arc::new(g);
+        let id = g.id;
+        sched.goroutines.fetch_add(1, Ordering::AcqRel);
+        sched.ready(g, true);
+        Ok(JoinHandle::new(id, packet))
+    }
+}
+
+/// Spawns a goroutine running `f` and returns a handle to join it, like
+/// [`std::thread::spawn`].
+///
+/// # Panics
+///
+/// If the goroutine cannot be created (see [`Builder::spawn`] for the error instead).
+///
+/// # Examples
+///
+/// ```
+/// let handles: Vec<_> = (0..10).map(|i| gort::spawn(move || i * i)).collect();
+/// let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, 285);
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().spawn(f).expect("failed to spawn goroutine")
+}

@@ -1,0 +1,279 @@
+//! Runtime configuration: `Runtime::builder()`, the `GORT_*` environment variables, and the
+//! errors that name a bad value.
+//!
+//! Invariant: the process has one runtime, started once with one [`Config`]; starting it again
+//! succeeds only with the same settings.
+
+use std::fmt;
+use std::io;
+
+use super::scheduler;
+use crate::stack::{StackSize, StackSizeError};
+
+/// The most processors a runtime may have.
+const MAX_PROCS: usize = 4096;
+
+/// The settings a runtime runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub(crate) procs: usize,
+    pub(crate) stack_size: StackSize,
+    pub(crate) migration: bool,
+}
+
+/// The process's runtime. It starts by itself, with defaults and the environment, on first use;
+/// [`Runtime::builder`] configures it before that.
+///
+/// # Examples
+///
+/// ```standalone_crate
+/// gort::Runtime::builder().procs(2).start()?;
+/// assert_eq!(gort::run(|| 1 + 1), 2);
+/// # Ok::<(), gort::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct Runtime(());
+
+impl Runtime {
+    /// A builder for the runtime's settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = gort::Runtime::builder().stack_size(512 * 1024).migration(true);
+    /// # let _ = builder;
+    /// ```
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+}
+
+/// Settings for the runtime, applied by [`RuntimeBuilder::start`].
+///
+/// Unset values come from the environment (`GORT_PROCS`, `GORT_STACK_SIZE`), then from defaults:
+/// one processor per available core, 256 KiB stacks, migration allowed.
+///
+/// # Examples
+///
+/// ```standalone_crate
+/// gort::Runtime::builder().procs(2).start()?;
+/// # Ok::<(), gort::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a runtime builder does nothing until started"]
+pub struct RuntimeBuilder {
+    procs: Option<usize>,
+    stack_size: Option<usize>,
+    migration: Option<bool>,
+}
+
+impl RuntimeBuilder {
+    /// The number of processors: goroutines running at once (Go's `GOMAXPROCS`), 1 to 4096.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = gort::Runtime::builder().procs(0).start().unwrap_err();
+    /// assert_eq!(err.to_string(), "procs 0 is out of range: 1 to 4096");
+    /// ```
+    pub fn procs(mut self, procs: usize) -> Self {
+        self.procs = Some(procs);
+        self
+    }
+
+    /// The default stack reservation of goroutines, in bytes (rounded up to a power of two from
+    /// 16 KiB to 1 GiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = gort::Runtime::builder().stack_size(1024).start().unwrap_err();
+    /// assert!(err.to_string().contains("1024"));
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Whether a goroutine may resume on another OS thread than the one it last ran on (the
+    /// default). With `false` a goroutine stays on the thread that first ran it, so thread-local
+    /// storage keeps working across blocking calls, at the cost of load balance.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = gort::Runtime::builder().migration(false);
+    /// # let _ = builder;
+    /// ```
+    pub fn migration(mut self, allowed: bool) -> Self {
+        self.migration = Some(allowed);
+        self
+    }
+
+    /// Starts the runtime with these settings.
+    ///
+    /// # Errors
+    ///
+    /// A value out of range, a bad `GORT_*` variable, or a runtime already running with other
+    /// settings (starting it again with the same settings succeeds).
+    ///
+    /// # Examples
+    ///
+    /// ```standalone_crate
+    /// gort::Runtime::builder().procs(2).start()?;
+    /// gort::Runtime::builder().procs(2).start()?; // same settings: fine
+    /// assert!(gort::Runtime::builder().procs(3).start().is_err());
+    /// # Ok::<(), gort::ConfigError>(())
+    /// ```
+    pub fn start(self) -> Result<(), ConfigError> {
+        let config = self.resolve()?;
+        let running = scheduler::start(config).config;
+        if running == config {
+            Ok(())
+        } else {
+            Err(ConfigError::AlreadyStarted {
+                running: describe(running),
+                requested: describe(config),
+            })
+        }
+    }
+
+    fn resolve(&self) -> Result<Config, ConfigError> {
+        let procs = match self.procs {
+            Some(procs) => procs,
+            None => match env("GORT_PROCS")? {
+                Some(text) => text.trim().parse().map_err(|_| ConfigError::Env {
+                    variable: "GORT_PROCS",
+                    value: text.clone(),
+                    reason: "not a whole number".into(),
+                })?,
+                None => std::thread::available_parallelism().map_or(1, usize::from),
+            },
+        };
+        if !(1..=MAX_PROCS).contains(&procs) {
+            if self.procs.is_none() {
+                return Err(ConfigError::Env {
+                    variable: "GORT_PROCS",
+                    value: procs.to_string(),
+                    reason: format!("out of range: 1 to {MAX_PROCS}"),
+                });
+            }
+            return Err(ConfigError::Procs { value: procs });
+        }
+        let stack_size = match self.stack_size {
+            Some(bytes) => StackSize::new(bytes).map_err(ConfigError::StackSize)?,
+            None => match env("GORT_STACK_SIZE")? {
+                Some(text) => text
+                    .parse()
+                    .map_err(|err: StackSizeError| ConfigError::Env {
+                        variable: "GORT_STACK_SIZE",
+                        value: text.clone(),
+                        reason: err.to_string(),
+                    })?,
+                None => StackSize::DEFAULT,
+            },
+        };
+        Ok(Config {
+            procs,
+            stack_size,
+            migration: self.migration.unwrap_or(true),
+        })
+    }
+}
+
+fn env(variable: &'static str) -> Result<Option<String>, ConfigError> {
+    match std::env::var(variable) {
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(value)) => Err(ConfigError::Env {
+            variable,
+            value: value.to_string_lossy().into_owned(),
+            reason: "not valid Unicode".into(),
+        }),
+    }
+}
+
+fn describe(config: Config) -> String {
+    format!(
+        "procs {}, stack size {}, migration {}",
+        config.procs,
+        config.stack_size,
+        if config.migration { "allowed" } else { "off" }
+    )
+}
+
+/// The running scheduler, started from the environment and defaults if it is not running.
+pub(crate) fn runtime() -> Result<&'static scheduler::Scheduler, ConfigError> {
+    match scheduler::get() {
+        Some(running) => Ok(running),
+        None => Ok(scheduler::start(RuntimeBuilder::default().resolve()?)),
+    }
+}
+
+/// Why the runtime could not start with the requested settings.
+///
+/// # Examples
+///
+/// ```standalone_crate
+/// use gort::{ConfigError, Runtime};
+///
+/// match Runtime::builder().procs(100_000).start() {
+///     Err(ConfigError::Procs { value }) => assert_eq!(value, 100_000),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A processor count out of range.
+    Procs {
+        /// The requested count.
+        value: usize,
+    },
+    /// A stack size out of range.
+    StackSize(StackSizeError),
+    /// An environment variable with a bad value.
+    Env {
+        /// The variable's name.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The runtime already runs with other settings.
+    AlreadyStarted {
+        /// The settings it runs with.
+        running: String,
+        /// The settings requested.
+        requested: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Procs { value } => {
+                write!(f, "procs {value} is out of range: 1 to {MAX_PROCS}")
+            }
+            ConfigError::StackSize(err) => err.fmt(f),
+            ConfigError::Env {
+                variable,
+                value,
+                reason,
+            } => write!(f, "{variable}={value:?} is invalid: {reason}"),
+            ConfigError::AlreadyStarted { running, requested } => write!(
+                f,
+                "the gort runtime already runs with {running}; cannot start it with {requested}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for io::Error {
+    fn from(err: ConfigError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, err)
+    }
+}

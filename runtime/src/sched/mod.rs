@@ -1,0 +1,182 @@
+//! Goroutines on an M:N work-stealing scheduler.
+//!
+//! Goroutines (G) run on OS threads (M) that hold processors (P): `procs` of them, each with a
+//! local run queue, a `runnext` slot for direct handoff, and a share of a global queue that is
+//! checked every 61 scheduling rounds. An M with nothing to do steals half of another P's queue;
+//! idle Ms sleep until work arrives.
+//!
+//! # Migration and thread-locals
+//!
+//! A goroutine may resume on another OS thread after any call that can switch (spawn, yield,
+//! join, channel operations, locks, sleeps, network I/O). Its closure is `Send + 'static`, so
+//! what it owns may move. Thread-local storage does not move with it: a thread-local touched
+//! across a switch may be another thread's, and the compiler may even keep a thread-local's
+//! address from before the switch. Use goroutine-local storage, `lock_os_thread`, or start the
+//! runtime with `migration(false)` for code that needs a stable thread.
+//!
+//! Invariants of the submodules are stated in their own docs: [`park`] (the wake-up protocol),
+//! `scheduler` (queues, P ownership, wake-ups), `g` (status word and coroutine ownership).
+
+#[cfg(not(loom))]
+mod builder;
+#[cfg(not(loom))]
+mod config;
+#[cfg(not(loom))]
+mod g;
+#[cfg(not(loom))]
+mod join;
+pub(crate) mod park;
+#[cfg(not(loom))]
+mod scheduler;
+#[cfg(not(loom))]
+mod sysmon;
+
+#[cfg(not(loom))]
+pub use self::builder::{Builder, spawn};
+#[cfg(not(loom))]
+pub use self::config::{ConfigError, Runtime, RuntimeBuilder};
+#[cfg(not(loom))]
+pub use self::g::GoroutineId;
+#[cfg(not(loom))]
+pub use self::join::JoinHandle;
+#[cfg(not(loom))]
+pub use self::public::*;
+
+#[cfg(not(loom))]
+mod public {
+    use std::fmt;
+    use std::sync::atomic::Ordering;
+
+    use super::g::{G, GoroutineId};
+    use super::scheduler;
+
+    /// A handle to a running goroutine, from [`current`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let me = gort::Builder::new().name("me").spawn(|| {
+    ///     let me = gort::current().expect("inside a goroutine");
+    ///     (me.id(), me.name().map(str::to_owned))
+    /// })?;
+    /// let id = me.id();
+    /// assert_eq!(me.join().unwrap(), (id, Some("me".to_owned())));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub struct Goroutine {
+        g: &'static G,
+    }
+
+    impl Goroutine {
+        /// The goroutine's id.
+        pub fn id(&self) -> GoroutineId {
+            self.g.id
+        }
+
+        /// The goroutine's name, if it was given one.
+        pub fn name(&self) -> Option<&str> {
+            self.g.name.as_deref()
+        }
+    }
+
+    impl fmt::Debug for Goroutine {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Goroutine")
+                .field("id", &self.id())
+                .field("name", &self.name())
+                .finish()
+        }
+    }
+
+    /// The calling goroutine, or `None` on a plain thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(gort::current().is_none());
+    /// assert!(gort::spawn(|| gort::current().is_some()).join().unwrap());
+    /// ```
+    pub fn current() -> Option<Goroutine> {
+        scheduler::current_g().map(|g| Goroutine { g })
+    }
+
+    /// The number of goroutines that exist now (spawned and not yet finished).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = gort::spawn(|| gort::num_goroutines());
+    /// assert!(handle.join().unwrap() >= 1);
+    /// ```
+    pub fn num_goroutines() -> usize {
+        scheduler::get().map_or(0, |sched| sched.goroutines.load(Ordering::Acquire))
+    }
+
+    /// Lets other goroutines run before the caller continues (on a plain thread:
+    /// [`std::thread::yield_now`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = gort::spawn(|| {
+    ///     for _ in 0..3 {
+    ///         gort::yield_now();
+    ///     }
+    /// });
+    /// handle.join().unwrap();
+    /// ```
+    pub fn yield_now() {
+        if !scheduler::yield_current() {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Runs `f`, which may block its OS thread for long (a blocking system call, a long
+    /// computation), without holding up other goroutines: the caller's processor goes to another
+    /// thread at once, and the caller takes one back when `f` returns. Outside a goroutine it just
+    /// runs `f`.
+    ///
+    /// Without it, sysmon hands the processor off after 10 ms anyway; `blocking` saves those 10 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = gort::spawn(|| {
+    ///     gort::blocking(|| std::fs::read_to_string("/proc/self/status").map(|s| s.len()))
+    /// });
+    /// assert!(handle.join().unwrap().unwrap() > 0);
+    /// ```
+    pub fn blocking<F, R>(f: F) -> R
+    where
+        F: FnOnce() -> R,
+    {
+        scheduler::blocking(f)
+    }
+
+    /// Runs `f` as the main goroutine and blocks the caller until it returns, starting the
+    /// runtime if it is not running. A panic in `f` resumes in the caller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let answer = gort::run(|| {
+    ///     let handles: Vec<_> = (1..=3).map(|i| gort::spawn(move || i * 2)).collect();
+    ///     handles.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+    /// });
+    /// assert_eq!(answer, 12);
+    /// ```
+    pub fn run<F, T>(f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let main = super::Builder::new()
+            .name("main")
+            .spawn(f)
+            .expect("failed to start the main goroutine");
+        match main.join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The park/unpark protocol of a goroutine: a wake-up token that can be neither lost nor doubled.
+//!
+//! A goroutine's `park` word moves through four states:
+//!
+//! | state      | meaning                                                                        |
+//! |------------|--------------------------------------------------------------------------------|
+//! | `EMPTY`    | running (or runnable), no token                                                 |
+//! | `NOTIFIED` | a wake-up arrived while it was not parked: its next park returns at once        |
+//! | `PARKING`  | it suspended to park, and its M has not yet committed the park                 |
+//! | `PARKED`   | parked: the next wake-up makes it runnable                                     |
+//!
+//! Invariants:
+//! - exactly one party makes a parked goroutine runnable again: the waker that moves the word
+//!   from `PARKED` to `EMPTY`, or the M whose commit finds `NOTIFIED` (a wake-up that raced the
+//!   switch);
+//! - a wake-up that finds `NOTIFIED` is a duplicate and does nothing;
+//! - park may return without a matching wake-up (a token left by an earlier one), so callers
+//!   re-check their condition in a loop, as with `std::thread::park`.
+
+use crate::sync::atomic::{AtomicU8, Ordering};
+
+pub(crate) const EMPTY: u8 = 0;
+pub(crate) const NOTIFIED: u8 = 1;
+pub(crate) const PARKING: u8 = 2;
+pub(crate) const PARKED: u8 = 3;
+
+/// Goroutine side, before suspending: `true` if it must suspend, `false` if a token was
+/// consumed and the park is over.
+pub(crate) fn begin_park(word: &AtomicU8) -> bool {
+    match word.compare_exchange(EMPTY, PARKING, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => true,
+        Err(_) => {
+            // Only a token can be there: consume it.
+            word.store(EMPTY, Ordering::Release);
+            false
+        }
+    }
+}
+
+/// M side, after the goroutine suspended to park: `true` if it is parked, `false` if a wake-up
+/// raced the switch and the M must make it runnable again.
+pub(crate) fn commit_park(word: &AtomicU8) -> bool {
+    #[cfg(all(loom, gort_loom_blind_park))]
+    {
+        word.store(PARKED, Ordering::Release);
+        true
+    }
+    #[cfg(not(all(loom, gort_loom_blind_park)))]
+    match word.compare_exchange(PARKING, PARKED, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => true,
+        Err(_) => {
+            word.store(EMPTY, Ordering::Release);
+            false
+        }
+    }
+}
+
+/// Waker side: `true` if the caller must make the goroutine runnable (it was parked).
+pub(crate) fn unpark(word: &AtomicU8) -> bool {
+    let mut state = word.load(Ordering::Acquire);
+    loop {
+        let (next, ready) = match state {
+            NOTIFIED => return false,
+            PARKED => (EMPTY, true),
+            _ => (NOTIFIED, false), // EMPTY or PARKING: leave a token
+        };
+        match word.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return ready,
+            Err(actual) => state = actual,
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! The park protocol against a racing wake-up. The goroutine and its M are one model thread
+    //! (the M commits right after the switch); the waker is another. The goroutine parks until a
+    //! flag is set; the waker sets it and wakes the goroutine. Nothing may be lost (the
+    //! goroutine finishes) or doubled (it is made runnable at most once per park).
+    //!
+    //! Broken variant: `--cfg gort_loom_blind_park` commits the park without checking for a
+    //! racing wake-up.
+
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize};
+    use loom::thread;
+
+    use super::*;
+
+    fn park_against_a_wake_up() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.max_branches = 10_000;
+        builder.check(|| {
+            let word = Arc::new(AtomicU8::new(EMPTY));
+            let flag = Arc::new(AtomicBool::new(false));
+            let readied = Arc::new(AtomicUsize::new(0));
+
+            let waker = {
+                let (word, flag, readied) = (word.clone(), flag.clone(), readied.clone());
+                thread::spawn(move || {
+                    flag.store(true, Ordering::Release);
+                    if unpark(&word) {
+                        readied.fetch_add(1, Ordering::AcqRel);
+                    }
+                })
+            };
+
+            let mut parks = 0;
+            while !flag.load(Ordering::Acquire) {
+                if begin_park(&word) && commit_park(&word) {
+                    parks += 1;
+                    // Parked: only a wake-up brings it back.
+                    while readied.load(Ordering::Acquire) < parks {
+                        thread::yield_now();
+                    }
+                }
+            }
+            waker.join().unwrap();
+            assert!(
+                readied.load(Ordering::Acquire) <= 1,
+                "a wake-up readied the goroutine twice"
+            );
+        });
+    }
+
+    #[cfg(not(gort_loom_blind_park))]
+    #[test]
+    fn loom_park_never_loses_a_wake_up() {
+        park_against_a_wake_up();
+    }
+
+    #[cfg(gort_loom_blind_park)]
+    #[test]
+    fn loom_catches_a_blind_park_commit() {
+        let caught = std::panic::catch_unwind(park_against_a_wake_up);
+        assert!(caught.is_err(), "the model must find the lost wake-up");
+    }
+}

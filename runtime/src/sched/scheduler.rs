@@ -1,0 +1,652 @@
+//! The scheduler: processors (P) with local run queues, machines (M: OS threads) that run
+//! goroutines, the global queue, idle lists, work stealing and wake-ups (Go's `proc.go` design).
+//!
+//! Invariants:
+//! - a P's local queue and `runnext` are touched only by the M that holds the P, and only while
+//!   the P's status is `RUNTIME`; while a goroutine runs user code the status is `USER`, and
+//!   the M (or the goroutine, on a runtime call) must win `USER -> RUNTIME` back before touching
+//!   them, because sysmon may have retaken the P meanwhile;
+//! - an M holds at most one P; a P is held by at most one M or is on the idle list;
+//! - work made runnable is never stranded: whoever queues it calls [`wakep`], and an M that gives
+//!   up its P re-checks every queue after announcing it (sequentially consistent counters on
+//!   both sides, as in Go's `wakep`/`findrunnable`);
+//! - at most one M spins looking for work for each busy P, and never more than half of them.
+
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+
+use corosensei::CoroutineResult;
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use parking_lot::{Condvar, Mutex};
+
+use super::config::Config;
+use super::g::{G, Switch, WaitReason, status};
+use super::park;
+
+pub(crate) type GRef = Arc<G>;
+
+/// P status values.
+mod pstatus {
+    /// Held by an M that is in runtime code: its queues may be touched.
+    pub(super) const RUNTIME: u8 = 0;
+    /// Held by an M that runs user code: sysmon may retake it.
+    pub(super) const USER: u8 = 1;
+    /// On the idle list.
+    pub(super) const IDLE: u8 = 2;
+}
+
+/// How often the global queue is checked first, so that nothing in it starves (Go's 61).
+const GLOBAL_QUEUE_INTERVAL: u64 = 61;
+
+struct Local {
+    queue: Worker<GRef>,
+    runnext: Option<GRef>,
+}
+
+pub(crate) struct P {
+    id: usize,
+    status: AtomicU8,
+    /// Goroutines started on this P; sysmon compares it across its ticks.
+    pub(crate) tick: AtomicU64,
+    local: UnsafeCell<Local>,
+    stealer: Stealer<GRef>,
+}
+
+// SAFETY: `local` is touched only by the M holding the P in `RUNTIME` status (module invariant);
+// handing a P between Ms goes through the idle list's mutex or an M's handoff mutex, which order
+// the previous holder's accesses before the next one's.
+unsafe impl Sync for P {}
+
+impl P {
+    /// The local queues.
+    ///
+    /// # Safety
+    ///
+    /// The caller's M holds this P in `RUNTIME` status, and the reference does not outlive that.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn local(&self) -> &mut Local {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.local.get() }
+    }
+
+    fn has_work(&self) -> bool {
+        !self.stealer.is_empty()
+    }
+}
+
+/// What an idle M is handed to start running again.
+struct Handoff {
+    p: usize,
+    spinning: bool,
+}
+
+pub(crate) struct M {
+    handoff: Mutex<Option<Handoff>>,
+    wake: Condvar,
+}
+
+struct Idle {
+    ps: Vec<usize>,
+    ms: Vec<Arc<M>>,
+}
+
+pub(crate) struct Scheduler {
+    pub(crate) config: Config,
+    ps: Box<[P]>,
+    global: Injector<GRef>,
+    idle: Mutex<Idle>,
+    npidle: AtomicUsize,
+    nmspinning: AtomicUsize,
+    next_m: AtomicUsize,
+    /// Live goroutines.
+    pub(crate) goroutines: AtomicUsize,
+}
+
+static SCHEDULER: OnceLock<Scheduler> = OnceLock::new();
+
+/// The running scheduler, started with `config` if it is not running yet; answers the one that
+/// runs otherwise.
+pub(crate) fn start(config: Config) -> &'static Scheduler {
+    let mut started = false;
+    let sched = SCHEDULER.get_or_init(|| {
+        started = true;
+        Scheduler::new(config)
+    });
+    if started {
+        super::sysmon::start(sched);
+    }
+    sched
+}
+
+/// The scheduler if it runs.
+pub(crate) fn get() -> Option<&'static Scheduler> {
+    SCHEDULER.get()
+}
+
+impl Scheduler {
+    fn new(config: Config) -> Scheduler {
+        let ps: Box<[P]> = (0..config.procs)
+            .map(|id| {
+                let queue = Worker::new_fifo();
+                P {
+                    id,
+                    status: AtomicU8::new(pstatus::IDLE),
+                    tick: AtomicU64::new(0),
+                    stealer: queue.stealer(),
+                    local: UnsafeCell::new(Local {
+                        queue,
+                        runnext: None,
+                    }),
+                }
+            })
+            .collect();
+        Scheduler {
+            idle: Mutex::new(Idle {
+                ps: (0..config.procs).rev().collect(),
+                ms: Vec::new(),
+            }),
+            npidle: AtomicUsize::new(config.procs),
+            nmspinning: AtomicUsize::new(0),
+            next_m: AtomicUsize::new(0),
+            goroutines: AtomicUsize::new(0),
+            global: Injector::new(),
+            config,
+            ps,
+        }
+    }
+
+    fn p(&self, id: usize) -> &P {
+        &self.ps[id]
+    }
+
+    /// Queues a runnable goroutine from wherever the caller runs, and makes sure an M will run
+    /// it. `next` puts it in the current P's `runnext` slot (a goroutine just spawned or readied
+    /// runs next, so ping-pong stays on one P).
+    pub(crate) fn ready(&'static self, g: GRef, next: bool) {
+        let mut g = Some(g);
+        with_current_p(self, |local| {
+            let g = g.take().expect("queued once");
+            if next {
+                if let Some(old) = local.runnext.replace(g) {
+                    local.queue.push(old);
+                }
+            } else {
+                local.queue.push(g);
+            }
+        });
+        if let Some(g) = g {
+            self.global.push(g);
+        }
+        self.wakep();
+    }
+
+    /// Starts a spinning M if there is an idle P and nobody spins (Go's `wakep`).
+    fn wakep(&'static self) {
+        if self.nmspinning.load(Ordering::SeqCst) != 0 || self.npidle.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if self
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        if !self.startm(true) {
+            self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Gives an idle P to an idle or new M; `false` if no P is idle.
+    fn startm(&'static self, spinning: bool) -> bool {
+        let mut idle = self.idle.lock();
+        let Some(p) = idle.ps.pop() else {
+            return false;
+        };
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        self.p(p).status.store(pstatus::RUNTIME, Ordering::Release);
+        let handoff = Handoff { p, spinning };
+        match idle.ms.pop() {
+            Some(m) => {
+                drop(idle);
+                *m.handoff.lock() = Some(handoff);
+                m.wake.notify_one();
+            }
+            None => {
+                drop(idle);
+                self.spawn_m(handoff);
+            }
+        }
+        true
+    }
+
+    fn spawn_m(&'static self, handoff: Handoff) {
+        let id = self.next_m.fetch_add(1, Ordering::Relaxed);
+        let m = Arc::new(M {
+            handoff: Mutex::new(Some(handoff)),
+            wake: Condvar::new(),
+        });
+        thread::Builder::new()
+            .name(format!("gort-m{id}"))
+            .spawn(move || self.run_m(m))
+            .expect("cannot start a thread for the gort scheduler");
+    }
+
+    /// Puts the P on the idle list.
+    fn release_p(&self, p: usize) {
+        self.p(p).status.store(pstatus::IDLE, Ordering::Release);
+        self.idle.lock().ps.push(p);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Gives up a P held in RUNTIME status: to a new M if it has work, else to the idle list
+    /// (Go's `handoffp`).
+    fn handoff_p(&'static self, p: usize) {
+        // SAFETY: the caller holds `p` in RUNTIME status.
+        let local = unsafe { self.p(p).local() };
+        if let Some(next) = local.runnext.take() {
+            local.queue.push(next);
+        }
+        let has_work = self.p(p).has_work() || !self.global.is_empty();
+        self.release_p(p);
+        if has_work {
+            self.startm(false);
+        }
+    }
+
+    /// Retakes a P whose M has run one goroutine's user code since `tick`: called by sysmon.
+    pub(crate) fn retake(&'static self, p: usize, tick: u64) -> bool {
+        let this = self.p(p);
+        if this.tick.load(Ordering::Relaxed) != tick
+            || this
+                .status
+                .compare_exchange(
+                    pstatus::USER,
+                    pstatus::RUNTIME,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            return false;
+        }
+        self.handoff_p(p);
+        true
+    }
+
+    /// The Ps running user code, with their ticks (for sysmon).
+    pub(crate) fn busy_ps(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.ps
+            .iter()
+            .filter(|p| p.status.load(Ordering::Acquire) == pstatus::USER)
+            .map(|p| (p.id, p.tick.load(Ordering::Relaxed)))
+    }
+
+    /// Takes an idle P, if any.
+    fn take_idle_p(&self) -> Option<usize> {
+        let p = self.idle.lock().ps.pop()?;
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        self.p(p).status.store(pstatus::RUNTIME, Ordering::Release);
+        Some(p)
+    }
+
+    /// Parks the M until it is handed a P.
+    fn stopm(&self, m: &Arc<M>) -> Handoff {
+        let mut slot = m.handoff.lock();
+        if slot.is_none() {
+            self.idle.lock().ms.push(Arc::clone(m));
+            while slot.is_none() {
+                m.wake.wait(&mut slot);
+            }
+        }
+        slot.take().expect("woken with a handoff")
+    }
+
+    fn any_work(&self) -> bool {
+        !self.global.is_empty() || self.ps.iter().any(P::has_work)
+    }
+
+    fn run_m(&'static self, m: Arc<M>) {
+        let local = MLocal {
+            p: Cell::new(None),
+            spinning: Cell::new(false),
+            current: Cell::new(std::ptr::null()),
+        };
+        CURRENT_M.with(|current| current.set(&local));
+        loop {
+            let p = match local.p.get() {
+                Some(p) => p,
+                None => {
+                    let handoff = self.stopm(&m);
+                    local.p.set(Some(handoff.p));
+                    local.spinning.set(handoff.spinning);
+                    handoff.p
+                }
+            };
+            if let Some(g) = self.find_runnable(&local, p) {
+                self.execute(&local, g);
+            }
+        }
+    }
+
+    /// A goroutine to run on P `p`, or `None` after giving up the P (nothing to do).
+    fn find_runnable(&'static self, m: &MLocal, p: usize) -> Option<GRef> {
+        let this = self.p(p);
+        // SAFETY: this M holds `p` in RUNTIME status (it just got it or kept it).
+        let local = unsafe { this.local() };
+        let tick = this.tick.load(Ordering::Relaxed);
+        if tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL)
+            && let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue))
+        {
+            return Some(self.found_work(m, g));
+        }
+        if let Some(g) = local.runnext.take().or_else(|| local.queue.pop()) {
+            return Some(self.found_work(m, g));
+        }
+        if let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue)) {
+            return Some(self.found_work(m, g));
+        }
+        // Steal from the other Ps, spinning, unless enough Ms spin already.
+        let busy = self.ps.len() - self.npidle.load(Ordering::SeqCst);
+        if m.spinning.get() || 2 * self.nmspinning.load(Ordering::SeqCst) < busy {
+            if !m.spinning.get() {
+                m.spinning.set(true);
+                self.nmspinning.fetch_add(1, Ordering::SeqCst);
+            }
+            let start = tick as usize;
+            for i in 0..self.ps.len() {
+                let victim = self.p((start + i) % self.ps.len());
+                if victim.id != p
+                    && let Some(g) = steal(|| victim.stealer.steal_batch_and_pop(&local.queue))
+                {
+                    return Some(self.found_work(m, g));
+                }
+            }
+        }
+        // Nothing: give up the P, then look once more so that work queued meanwhile is not
+        // stranded (its producer may have seen this P busy and nobody spinning).
+        self.release_p(p);
+        m.p.set(None);
+        let was_spinning = m.spinning.replace(false);
+        if was_spinning {
+            self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        if self.any_work()
+            && let Some(p) = self.take_idle_p()
+        {
+            m.p.set(Some(p));
+            if was_spinning {
+                m.spinning.set(true);
+                self.nmspinning.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        None
+    }
+
+    /// Leaves the spinning state on finding work; if this was the last spinner, wakes another M
+    /// to look for more (Go's `resetspinning`).
+    fn found_work(&'static self, m: &MLocal, g: GRef) -> GRef {
+        if m.spinning.replace(false) && self.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.wakep();
+        }
+        g
+    }
+
+    fn execute(&'static self, m: &MLocal, g: GRef) {
+        let p = m.p.get().expect("an M runs goroutines only with a P");
+        let this = self.p(p);
+        this.tick
+            .store(this.tick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        g.cas_status(status::RUNNABLE, status::RUNNING);
+        m.current.set(Arc::as_ptr(&g));
+        this.status.store(pstatus::USER, Ordering::Release);
+        // SAFETY: this M moved the status to RUNNING.
+        let outcome = unsafe { g.resume() };
+        m.current.set(std::ptr::null());
+        // Back in the runtime: take the P back unless sysmon retook it (or the goroutine gave it
+        // away in `blocking`).
+        if let Some(p) = m.p.get() {
+            let kept = self
+                .p(p)
+                .status
+                .compare_exchange(
+                    pstatus::USER,
+                    pstatus::RUNTIME,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok();
+            if !kept {
+                m.p.set(None);
+            }
+        }
+        match outcome {
+            CoroutineResult::Yield(Switch::Yield) => {
+                g.cas_status(status::RUNNING, status::RUNNABLE);
+                self.requeue(m, g);
+            }
+            CoroutineResult::Yield(Switch::Park) => {
+                g.cas_status(status::RUNNING, status::WAITING);
+                if !park::commit_park(&g.park) {
+                    // A wake-up raced the switch.
+                    g.cas_status(status::WAITING, status::RUNNABLE);
+                    self.requeue(m, g);
+                }
+            }
+            CoroutineResult::Yield(Switch::Requeue) => {
+                g.cas_status(status::RUNNING, status::RUNNABLE);
+                self.global.push(g);
+                self.wakep();
+            }
+            CoroutineResult::Return(()) => {
+                g.cas_status(status::RUNNING, status::DEAD);
+                // SAFETY: this M ran the goroutine to its end.
+                drop(unsafe { g.take_coroutine() });
+                self.goroutines.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Queues a goroutine that is runnable again at the tail of this M's P, or globally.
+    fn requeue(&'static self, m: &MLocal, g: GRef) {
+        match m.p.get() {
+            // SAFETY: this M holds the P in RUNTIME status (it just took it back).
+            Some(p) => unsafe { self.p(p).local() }.queue.push(g),
+            None => {
+                self.global.push(g);
+                self.wakep();
+            }
+        }
+    }
+}
+
+fn steal(mut attempt: impl FnMut() -> Steal<GRef>) -> Option<GRef> {
+    loop {
+        match attempt() {
+            Steal::Success(g) => return Some(g),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}
+
+/// Per-M state, on the M's own stack; reached through `CURRENT_M` from code on its thread
+/// (the M loop, and goroutines while they run on it).
+struct MLocal {
+    p: Cell<Option<usize>>,
+    spinning: Cell<bool>,
+    current: Cell<*const G>,
+}
+
+thread_local! {
+    static CURRENT_M: Cell<*const MLocal> = const { Cell::new(std::ptr::null()) };
+}
+
+/// This thread's M state, if it is an M. Never inlined: a goroutine may resume on another
+/// thread, and a thread-local address cached across a switch would be the old thread's.
+#[inline(never)]
+fn current_m() -> Option<&'static MLocal> {
+    let m = CURRENT_M.with(Cell::get);
+    // SAFETY: the pointer is set by `run_m` to its own frame, which lives as long as the thread
+    // (the M loop never returns), and is only read on that thread.
+    unsafe { m.as_ref() }
+}
+
+/// The goroutine running on this thread, if any.
+pub(crate) fn current_g() -> Option<&'static G> {
+    let g = current_m()?.current.get();
+    // SAFETY: the M keeps an `Arc` to the goroutine it runs for as long as it runs it, which
+    // covers every call made from the goroutine.
+    unsafe { g.as_ref() }
+}
+
+/// A counted reference to the goroutine running on this thread.
+fn current_g_ref() -> Option<GRef> {
+    let g = current_m()?.current.get();
+    if g.is_null() {
+        return None;
+    }
+    // SAFETY: `g` came from `Arc::as_ptr` of an `Arc` the M holds while the goroutine runs; a new
+    // count is added before making a second `Arc` from it.
+    unsafe {
+        Arc::increment_strong_count(g);
+        Some(Arc::from_raw(g))
+    }
+}
+
+/// Runs `f` on the local queues of the P held by this thread's M, from the M loop or from a
+/// goroutine (taking the P back from user status for the duration). `false` if the caller holds
+/// no P: it is not an M, or sysmon retook the P.
+fn with_current_p(sched: &Scheduler, f: impl FnOnce(&mut Local)) -> bool {
+    let Some(m) = current_m() else {
+        return false;
+    };
+    let Some(p) = m.p.get() else {
+        return false;
+    };
+    let this = sched.p(p);
+    let in_goroutine = !m.current.get().is_null();
+    if in_goroutine
+        && this
+            .status
+            .compare_exchange(
+                pstatus::USER,
+                pstatus::RUNTIME,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+    {
+        m.p.set(None);
+        return false;
+    }
+    // SAFETY: this M holds the P in RUNTIME status: the M loop always does, and a goroutine has
+    // just won it back.
+    f(unsafe { this.local() });
+    if in_goroutine {
+        this.status.store(pstatus::USER, Ordering::Release);
+    }
+    true
+}
+
+/// Who to wake when something a waiter waits for happens.
+pub(crate) enum Waiter {
+    Goroutine(GRef),
+    Thread(thread::Thread),
+}
+
+impl Waiter {
+    /// The calling goroutine, or the calling thread outside goroutines.
+    pub(crate) fn current() -> Waiter {
+        match current_g_ref() {
+            Some(g) => Waiter::Goroutine(g),
+            None => Waiter::Thread(thread::current()),
+        }
+    }
+
+    pub(crate) fn wake(self) {
+        match self {
+            Waiter::Goroutine(g) => unpark(g),
+            Waiter::Thread(thread) => thread.unpark(),
+        }
+    }
+}
+
+/// Makes a parked goroutine runnable, or leaves it a wake-up token.
+pub(crate) fn unpark(g: GRef) {
+    if park::unpark(&g.park) {
+        g.cas_status(status::WAITING, status::RUNNABLE);
+        get()
+            .expect("a parked goroutine implies a running scheduler")
+            .ready(g, true);
+    }
+}
+
+/// Parks the calling goroutine (or thread) until a wake-up; may return spuriously.
+pub(crate) fn park_current(reason: WaitReason) {
+    match current_g() {
+        Some(g) => {
+            g.set_wait_reason(reason);
+            if park::begin_park(&g.park) {
+                // SAFETY: called by the goroutine itself.
+                unsafe { g.suspend(Switch::Park) };
+            }
+            g.set_wait_reason(WaitReason::None);
+        }
+        None => thread::park(),
+    }
+}
+
+/// Lets other goroutines run; see [`crate::yield_now`].
+pub(crate) fn yield_current() -> bool {
+    match current_g() {
+        Some(g) => {
+            // SAFETY: called by the goroutine itself.
+            unsafe { g.suspend(Switch::Yield) };
+            true
+        }
+        None => false,
+    }
+}
+
+/// Runs `f`, which may block its thread for long, without holding up other goroutines: the
+/// calling goroutine's P goes to another M for the duration; see [`crate::blocking`].
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let (Some(m), Some(sched)) = (current_m(), get()) else {
+        return f();
+    };
+    let Some(p) = m.p.get().filter(|_| !m.current.get().is_null()) else {
+        return f();
+    };
+    if sched
+        .p(p)
+        .status
+        .compare_exchange(
+            pstatus::USER,
+            pstatus::RUNTIME,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    {
+        sched.handoff_p(p);
+    }
+    m.p.set(None);
+    let result = f();
+    // Back: run on with an idle P, or queue for the next M that has one.
+    let m = current_m().expect("still on an M");
+    match sched.take_idle_p() {
+        Some(p) => {
+            m.p.set(Some(p));
+            sched.p(p).status.store(pstatus::USER, Ordering::Release);
+        }
+        None => {
+            let g = current_g().expect("blocking runs in a goroutine");
+            // SAFETY: called by the goroutine itself.
+            unsafe { g.suspend(Switch::Requeue) };
+        }
+    }
+    result
+}

@@ -1,0 +1,50 @@
+//! sysmon: a background thread that retakes the P of an M stuck in one goroutine's user code (a
+//! blocking system call, a long computation) for more than 10 ms and hands it to another M, so
+//! the P's other goroutines run on.
+//!
+//! Invariant: sysmon only retakes a P it saw running user code at the same scheduling tick for
+//! the whole retake interval; the P's status CAS (`USER -> RUNTIME`) makes the retake exclusive
+//! with the M taking its P back.
+
+use std::collections::HashMap;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::scheduler::Scheduler;
+
+/// How long a P may stay in one goroutine's user code before sysmon retakes it.
+const RETAKE_AFTER: Duration = Duration::from_millis(10);
+/// sysmon's polling interval while some P runs user code, and while none does.
+const BUSY_POLL: Duration = Duration::from_millis(1);
+const IDLE_POLL: Duration = Duration::from_millis(10);
+
+/// Starts sysmon for `sched`.
+pub(crate) fn start(sched: &'static Scheduler) {
+    thread::Builder::new()
+        .name("gort-sysmon".into())
+        .spawn(move || run(sched))
+        .expect("cannot start the gort sysmon thread");
+}
+
+fn run(sched: &'static Scheduler) {
+    // P -> (tick, when sysmon first saw it at that tick).
+    let mut seen: HashMap<usize, (u64, Instant)> = HashMap::new();
+    loop {
+        let now = Instant::now();
+        let mut busy = false;
+        let mut still: HashMap<usize, (u64, Instant)> = HashMap::with_capacity(seen.len());
+        for (p, tick) in sched.busy_ps() {
+            busy = true;
+            let since = match seen.get(&p) {
+                Some(&(seen_tick, since)) if seen_tick == tick => since,
+                _ => now,
+            };
+            if now.duration_since(since) >= RETAKE_AFTER && sched.retake(p, tick) {
+                continue;
+            }
+            still.insert(p, (tick, since));
+        }
+        seen = still;
+        thread::sleep(if busy { BUSY_POLL } else { IDLE_POLL });
+    }
+}

@@ -1,0 +1,88 @@
+//! Spawning and joining goroutines on the default runtime: results, panics, nesting, volume.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[test]
+fn results_come_back_through_join() {
+    let handles: Vec<_> = (0..100u64).map(|i| gort::spawn(move || i * i)).collect();
+    let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, (0..100u64).map(|i| i * i).sum());
+}
+
+#[test]
+fn panics_come_back_through_join_with_their_payload() {
+    let number = std::hint::black_box(7);
+    let handle = gort::spawn(move || -> u32 { panic!("goroutine {number} failed") });
+    let payload = handle.join().unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("goroutine 7 failed")
+    );
+    let handle = gort::spawn(|| -> u32 { panic!("static message") });
+    assert_eq!(
+        handle.join().unwrap_err().downcast_ref::<&str>(),
+        Some(&"static message")
+    );
+    // The runtime carries on.
+    assert_eq!(gort::spawn(|| 5).join().unwrap(), 5);
+}
+
+#[test]
+fn goroutines_spawn_and_join_goroutines() {
+    fn tree(depth: u32) -> u64 {
+        if depth == 0 {
+            return 1;
+        }
+        let left = gort::spawn(move || tree(depth - 1));
+        let right = gort::spawn(move || tree(depth - 1));
+        left.join().unwrap() + right.join().unwrap()
+    }
+    assert_eq!(gort::run(|| tree(10)), 1024);
+}
+
+#[test]
+fn a_million_goroutines_spawn_and_join() {
+    let count: usize = 1_000_000;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let total = gort::run({
+        let ran = Arc::clone(&ran);
+        move || {
+            let mut sum = 0u64;
+            // In batches, so that the handles of a million goroutines need not exist at once.
+            for batch in 0..(count / 10_000) as u64 {
+                let handles: Vec<_> = (0..10_000u64)
+                    .map(|i| {
+                        let ran = Arc::clone(&ran);
+                        gort::spawn(move || {
+                            ran.fetch_add(1, Ordering::Relaxed);
+                            batch * 10_000 + i
+                        })
+                    })
+                    .collect();
+                sum += handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>();
+            }
+            sum
+        }
+    });
+    assert_eq!(ran.load(Ordering::Relaxed), count);
+    assert_eq!(total, (0..count as u64).sum());
+}
+
+#[test]
+fn join_from_a_plain_thread_and_from_a_goroutine_agree() {
+    let handle = gort::spawn(|| gort::current().map(|g| g.id()));
+    let id = handle.id();
+    assert_eq!(handle.join().unwrap(), Some(id));
+    let inner = gort::spawn(|| gort::spawn(|| 3).join().unwrap() + 1);
+    assert_eq!(inner.join().unwrap(), 4);
+}
+
+#[test]
+fn is_finished_turns_true() {
+    let handle = gort::spawn(|| ());
+    while !handle.is_finished() {
+        std::thread::yield_now();
+    }
+    handle.join().unwrap();
+}
