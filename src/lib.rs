@@ -1,5 +1,43 @@
 //! Shared helpers of gort's examples, benchmarks and integration tests: what the process costs,
-//! read from `/proc/self`.
+//! read from `/proc/self`, and running a test's body in a child process (for a fault that kills
+//! the process, or a report that ends it).
+
+use std::process::{Command, Output};
+
+const CHILD_ENV: &str = "GORT_SUITE_CHILD";
+
+/// Whether this process is the child run of test `name` (see [`run_child`]).
+///
+/// # Examples
+///
+/// ```
+/// assert!(!gort_suite::is_child("some_test"));
+/// ```
+pub fn is_child(name: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|child| child == name)
+}
+
+/// Runs test `name` of the calling test binary in a child process, where [`is_child`] is true,
+/// and returns what it did.
+///
+/// # Examples
+///
+/// ```no_run
+/// #[test]
+/// fn dies() {
+///     if gort_suite::is_child("dies") {
+///         std::process::abort();
+///     }
+///     assert!(!gort_suite::run_child("dies").status.success());
+/// }
+/// ```
+pub fn run_child(name: &str) -> Output {
+    Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .output()
+        .expect("the test binary runs as a child")
+}
 
 /// The resident set size of this process in bytes (`VmRSS`).
 ///

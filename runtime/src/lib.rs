@@ -45,7 +45,7 @@ mod sync;
 #[cfg(not(loom))]
 pub use self::sched::{
     Builder, ConfigError, Goroutine, GoroutineId, JoinHandle, Runtime, RuntimeBuilder, blocking,
-    current, num_goroutines, run, spawn, yield_now,
+    current, num_goroutines, park, run, spawn, yield_now,
 };
 #[cfg(all(test, not(loom)))]
 mod testing;

@@ -13,7 +13,7 @@ use corosensei::{Coroutine, Yielder};
 use super::config;
 use super::g::{G, Switch};
 use super::join::{JoinHandle, Packet};
-use super::scheduler;
+use super::{registry, scheduler};
 use crate::stack::{Stack, StackSize};
 
 /// Configuration for a new goroutine: its name and stack size.
@@ -105,19 +105,20 @@ impl Builder {
         let stack = Stack::new(size)?;
         let packet = Packet::new();
         let result = Arc::clone(&packet);
-        let mut g = G::new(self.name.map(String::into_boxed_str));
-        g.set_coroutine(Coroutine::with_stack(
-            stack,
-            move |yielder: &Yielder<(), Switch>, ()| {
-                scheduler::current_g()
-                    .expect("a goroutine starts on an M")
-                    .set_yielder(yielder);
-                result.complete(panic::catch_unwind(AssertUnwindSafe(f)));
-            },
-        ));
-        let g = Arc::new(g);
+        let g = Arc::new(G::new(self.name.map(String::into_boxed_str)));
+        // The fault handler finds the goroutine of a stack through the span's owner word.
+        stack.set_owner(Arc::as_ptr(&g) as u64);
+        let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<(), Switch>, ()| {
+            scheduler::current_g()
+                .expect("a goroutine starts on an M")
+                .set_yielder(yielder);
+            result.complete(panic::catch_unwind(AssertUnwindSafe(f)));
+        });
+        // SAFETY: `g` is not queued yet.
+        unsafe { g.set_coroutine(coroutine) };
         let id = g.id;
         sched.goroutines.fetch_add(1, Ordering::AcqRel);
+        registry::register(&g);
         sched.ready(g, true);
         Ok(JoinHandle::new(id, packet))
     }

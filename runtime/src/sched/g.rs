@@ -11,7 +11,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
@@ -46,6 +46,17 @@ pub(crate) mod status {
 pub(crate) enum WaitReason {
     None = 0,
     Join = 1,
+    Park = 2,
+}
+
+impl WaitReason {
+    fn from_u8(raw: u8) -> Self {
+        match raw {
+            1 => WaitReason::Join,
+            2 => WaitReason::Park,
+            _ => WaitReason::None,
+        }
+    }
 }
 
 impl fmt::Display for WaitReason {
@@ -53,6 +64,7 @@ impl fmt::Display for WaitReason {
         f.write_str(match self {
             WaitReason::None => "running",
             WaitReason::Join => "join",
+            WaitReason::Park => "park",
         })
     }
 }
@@ -96,6 +108,8 @@ pub(crate) struct G {
     status: AtomicU32,
     pub(crate) park: AtomicU8,
     wait_reason: AtomicU8,
+    /// Where the registry keeps this goroutine.
+    pub(crate) registry_slot: AtomicUsize,
     coroutine: UnsafeCell<Option<GoroutineCoroutine>>,
     yielder: Cell<*const Yielder<(), Switch>>,
 }
@@ -116,14 +130,20 @@ impl G {
             status: AtomicU32::new(status::RUNNABLE),
             park: AtomicU8::new(super::park::EMPTY),
             wait_reason: AtomicU8::new(WaitReason::None as u8),
+            registry_slot: AtomicUsize::new(0),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
         }
     }
 
-    /// Gives the goroutine its coroutine, before it is first queued.
-    pub(crate) fn set_coroutine(&mut self, coroutine: GoroutineCoroutine) {
-        *self.coroutine.get_mut() = Some(coroutine);
+    /// Gives the goroutine its coroutine.
+    ///
+    /// # Safety
+    ///
+    /// The goroutine has not been queued yet: nothing else can reach it.
+    pub(crate) unsafe fn set_coroutine(&self, coroutine: GoroutineCoroutine) {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { *self.coroutine.get() = Some(coroutine) };
     }
 
     /// Moves the status from `from` to `to`, waiting while a scan holds the `SCAN` bit.
@@ -139,6 +159,10 @@ impl G {
             );
             std::hint::spin_loop();
         }
+    }
+
+    pub(crate) fn wait_reason(&self) -> WaitReason {
+        WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
     }
 
     pub(crate) fn set_wait_reason(&self, reason: WaitReason) {

@@ -25,7 +25,11 @@ mod config;
 mod g;
 #[cfg(not(loom))]
 mod join;
+#[cfg(not(loom))]
+mod overflow;
 pub(crate) mod park;
+#[cfg(not(loom))]
+mod registry;
 #[cfg(not(loom))]
 mod scheduler;
 #[cfg(not(loom))]
@@ -47,10 +51,11 @@ mod public {
     use std::fmt;
     use std::sync::atomic::Ordering;
 
-    use super::g::{G, GoroutineId};
-    use super::scheduler;
+    use super::g::{GoroutineId, WaitReason};
+    use super::scheduler::{self, GRef};
 
-    /// A handle to a running goroutine, from [`current`].
+    /// A handle to a goroutine, from [`current`]: its identity, and a way to wake it from
+    /// [`park`].
     ///
     /// # Examples
     ///
@@ -63,8 +68,9 @@ mod public {
     /// assert_eq!(me.join().unwrap(), (id, Some("me".to_owned())));
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[derive(Clone)]
     pub struct Goroutine {
-        g: &'static G,
+        g: GRef,
     }
 
     impl Goroutine {
@@ -77,6 +83,19 @@ mod public {
         pub fn name(&self) -> Option<&str> {
             self.g.name.as_deref()
         }
+
+        /// Wakes the goroutine from [`park`], or makes its next `park` return at once (like
+        /// [`std::thread::Thread::unpark`]). Several unparks before a park count as one.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let me = gort::spawn(|| gort::current().unwrap()).join().unwrap();
+        /// me.unpark(); // waking a finished goroutine does nothing
+        /// ```
+        pub fn unpark(&self) {
+            scheduler::unpark(GRef::clone(&self.g));
+        }
     }
 
     impl fmt::Debug for Goroutine {
@@ -88,6 +107,36 @@ mod public {
         }
     }
 
+    /// Parks the calling goroutine until [`Goroutine::unpark`] (on a plain thread:
+    /// [`std::thread::park`]). It may also return spuriously, so wait in a loop on a condition,
+    /// as with `std::thread::park`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let waiter = gort::spawn({
+    ///     let done = Arc::clone(&done);
+    ///     move || {
+    ///         tx.send(gort::current().unwrap()).unwrap();
+    ///         while !done.load(Ordering::Acquire) {
+    ///             gort::park();
+    ///         }
+    ///     }
+    /// });
+    /// let goroutine = rx.recv().unwrap();
+    /// done.store(true, Ordering::Release);
+    /// goroutine.unpark();
+    /// waiter.join().unwrap();
+    /// ```
+    pub fn park() {
+        scheduler::park_current(WaitReason::Park);
+    }
+
     /// The calling goroutine, or `None` on a plain thread.
     ///
     /// # Examples
@@ -97,7 +146,7 @@ mod public {
     /// assert!(gort::spawn(|| gort::current().is_some()).join().unwrap());
     /// ```
     pub fn current() -> Option<Goroutine> {
-        scheduler::current_g().map(|g| Goroutine { g })
+        scheduler::current_g_ref().map(|g| Goroutine { g })
     }
 
     /// The number of goroutines that exist now (spawned and not yet finished).

@@ -104,6 +104,10 @@ pub(crate) struct Scheduler {
     pub(crate) goroutines: AtomicUsize,
 }
 
+/// Plain threads blocked in a gort wait (a join, a park): they can wake no goroutine until a
+/// goroutine wakes them.
+static EXTERNAL_WAITERS: AtomicUsize = AtomicUsize::new(0);
+
 static SCHEDULER: OnceLock<Scheduler> = OnceLock::new();
 
 /// The running scheduler, started with `config` if it is not running yet; answers the one that
@@ -115,6 +119,7 @@ pub(crate) fn start(config: Config) -> &'static Scheduler {
         Scheduler::new(config)
     });
     if started {
+        super::overflow::install();
         super::sysmon::start(sched);
     }
     sched
@@ -284,6 +289,25 @@ impl Scheduler {
             .map(|p| (p.id, p.tick.load(Ordering::Relaxed)))
     }
 
+    /// Whether no goroutine can ever run again: goroutines exist, every M sleeps without work,
+    /// and no thread outside the runtime exists that could wake one (Go's `checkdead`; a thread
+    /// blocked in a gort wait counts as asleep).
+    pub(crate) fn all_asleep(&self) -> bool {
+        if self.goroutines.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let ms = self.next_m.load(Ordering::SeqCst);
+        {
+            let idle = self.idle.lock();
+            if idle.ms.len() != ms || idle.ps.len() != self.ps.len() || self.any_work() {
+                return false;
+            }
+        }
+        // Every M, sysmon, and the threads waiting in gort: anyone else may still act.
+        let ours = ms + 1 + EXTERNAL_WAITERS.load(Ordering::SeqCst);
+        std::fs::read_dir("/proc/self/task").is_ok_and(|threads| threads.count() <= ours)
+    }
+
     /// Takes an idle P, if any.
     fn take_idle_p(&self) -> Option<usize> {
         let p = self.idle.lock().ps.pop()?;
@@ -309,6 +333,7 @@ impl Scheduler {
     }
 
     fn run_m(&'static self, m: Arc<M>) {
+        super::overflow::ensure_alternate_stack();
         let local = MLocal {
             p: Cell::new(None),
             spinning: Cell::new(false),
@@ -442,6 +467,7 @@ impl Scheduler {
             }
             CoroutineResult::Return(()) => {
                 g.cas_status(status::RUNNING, status::DEAD);
+                super::registry::unregister(&g);
                 // SAFETY: this M ran the goroutine to its end.
                 drop(unsafe { g.take_coroutine() });
                 self.goroutines.fetch_sub(1, Ordering::AcqRel);
@@ -503,7 +529,7 @@ pub(crate) fn current_g() -> Option<&'static G> {
 }
 
 /// A counted reference to the goroutine running on this thread.
-fn current_g_ref() -> Option<GRef> {
+pub(crate) fn current_g_ref() -> Option<GRef> {
     let g = current_m()?.current.get();
     if g.is_null() {
         return None;
@@ -595,7 +621,11 @@ pub(crate) fn park_current(reason: WaitReason) {
             }
             g.set_wait_reason(WaitReason::None);
         }
-        None => thread::park(),
+        None => {
+            EXTERNAL_WAITERS.fetch_add(1, Ordering::SeqCst);
+            thread::park();
+            EXTERNAL_WAITERS.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 

@@ -2,6 +2,10 @@
 //! blocking system call, a long computation) for more than 10 ms and hands it to another M, so
 //! the P's other goroutines run on.
 //!
+//! It also reports a deadlock, like Go: when every goroutine waits and nothing can wake any of
+//! them, on two checks in a row, it prints each goroutine with what it waits for and exits with
+//! status 2.
+//!
 //! Invariant: sysmon only retakes a P it saw running user code at the same scheduling tick for
 //! the whole retake interval; the P's status CAS (`USER -> RUNTIME`) makes the retake exclusive
 //! with the M taking its P back.
@@ -10,6 +14,7 @@ use std::collections::HashMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::registry;
 use super::scheduler::Scheduler;
 
 /// How long a P may stay in one goroutine's user code before sysmon retakes it.
@@ -29,6 +34,7 @@ pub(crate) fn start(sched: &'static Scheduler) {
 fn run(sched: &'static Scheduler) {
     // P -> (tick, when sysmon first saw it at that tick).
     let mut seen: HashMap<usize, (u64, Instant)> = HashMap::new();
+    let mut asleep_before = false;
     loop {
         let now = Instant::now();
         let mut busy = false;
@@ -45,6 +51,28 @@ fn run(sched: &'static Scheduler) {
             still.insert(p, (tick, since));
         }
         seen = still;
+        if !busy {
+            let asleep = sched.all_asleep();
+            if asleep && asleep_before {
+                report_deadlock();
+            }
+            asleep_before = asleep;
+        }
         thread::sleep(if busy { BUSY_POLL } else { IDLE_POLL });
     }
+}
+
+fn report_deadlock() -> ! {
+    let mut report = String::from("fatal error: all goroutines are asleep - deadlock!\n");
+    let mut goroutines = Vec::new();
+    registry::for_each(|g| goroutines.push((g.id, g.name.clone(), g.wait_reason())));
+    goroutines.sort_by_key(|&(id, _, _)| id);
+    for (id, name, reason) in goroutines {
+        match name {
+            Some(name) => report.push_str(&format!("\ngoroutine {id} ({name}) [{reason}]:")),
+            None => report.push_str(&format!("\ngoroutine {id} [{reason}]:")),
+        }
+    }
+    eprintln!("{report}");
+    std::process::exit(2);
 }

@@ -17,7 +17,7 @@
 mod guard;
 mod memory;
 mod pool;
-mod raw;
+pub(crate) mod raw;
 mod size;
 
 #[cfg(test)]
@@ -159,6 +159,13 @@ impl Stack {
     /// ```
     pub fn resident_bytes(&self) -> io::Result<usize> {
         memory::resident_bytes(self.bottom(), self.size().bytes())
+    }
+}
+
+impl Stack {
+    /// Records who runs on the stack (the goroutine), for the fault handler.
+    pub(crate) fn set_owner(&self, owner: u64) {
+        self.raw.set_owner(owner);
     }
 }
 

@@ -76,6 +76,10 @@ impl RawStack {
         self.span.limit()
     }
 
+    pub(crate) fn set_owner(&self, owner: u64) {
+        self.span.set_owner(owner);
+    }
+
     /// Returns the usable pages to the OS, removes the guard and frees the span.
     pub(crate) fn release(self) {
         let RawStack {
