@@ -45,7 +45,7 @@ mod sync;
 #[cfg(not(loom))]
 pub use self::sched::{
     Builder, ConfigError, Goroutine, GoroutineId, JoinHandle, Runtime, RuntimeBuilder, blocking,
-    current, num_goroutines, park, run, spawn, yield_now,
+    current, lock_os_thread, num_goroutines, park, run, spawn, unlock_os_thread, yield_now,
 };
 #[cfg(all(test, not(loom)))]
 mod testing;

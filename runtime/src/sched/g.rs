@@ -11,10 +11,11 @@
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
+use super::scheduler::M;
 use crate::stack::Stack;
 
 /// Why a goroutine suspended back to its M.
@@ -110,6 +111,10 @@ pub(crate) struct G {
     wait_reason: AtomicU8,
     /// Where the registry keeps this goroutine.
     pub(crate) registry_slot: AtomicUsize,
+    /// The M this goroutine must run on (`lock_os_thread`, or the no-migration mode), or null.
+    locked_to: AtomicPtr<M>,
+    /// Nesting depth of `lock_os_thread`; touched only by the goroutine itself.
+    pub(crate) lock_count: Cell<u32>,
     coroutine: UnsafeCell<Option<GoroutineCoroutine>>,
     yielder: Cell<*const Yielder<(), Switch>>,
 }
@@ -131,6 +136,8 @@ impl G {
             park: AtomicU8::new(super::park::EMPTY),
             wait_reason: AtomicU8::new(WaitReason::None as u8),
             registry_slot: AtomicUsize::new(0),
+            locked_to: AtomicPtr::new(std::ptr::null_mut()),
+            lock_count: Cell::new(0),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
         }
@@ -159,6 +166,24 @@ impl G {
             );
             std::hint::spin_loop();
         }
+    }
+
+    /// Binds the goroutine to M `m` (which never exits).
+    pub(crate) fn lock_to(&self, m: &M) {
+        self.locked_to
+            .store(std::ptr::from_ref(m).cast_mut(), Ordering::Release);
+    }
+
+    pub(crate) fn unlock(&self) {
+        self.locked_to
+            .store(std::ptr::null_mut(), Ordering::Release);
+    }
+
+    /// The M this goroutine must run on, if any.
+    pub(crate) fn locked_m(&self) -> Option<&'static M> {
+        // SAFETY: Ms are never freed (the scheduler leaks a reference to each), so a pointer to
+        // one is valid for the rest of the process.
+        unsafe { self.locked_to.load(Ordering::Acquire).as_ref() }
     }
 
     pub(crate) fn wait_reason(&self) -> WaitReason {

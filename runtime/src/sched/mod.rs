@@ -202,6 +202,45 @@ mod public {
         scheduler::blocking(f)
     }
 
+    /// Keeps the calling goroutine on the OS thread it runs on now, until as many
+    /// [`unlock_os_thread`] calls (Go's `runtime.LockOSThread`): for code that relies on
+    /// thread-local state or thread identity across calls that can switch goroutines. Other
+    /// goroutines still share the thread. Outside a goroutine it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// gort::spawn(|| {
+    ///     gort::lock_os_thread();
+    ///     let thread = std::thread::current().id();
+    ///     gort::yield_now();
+    ///     assert_eq!(std::thread::current().id(), thread);
+    ///     gort::unlock_os_thread();
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// ```
+    pub fn lock_os_thread() {
+        scheduler::lock_current(true);
+    }
+
+    /// Undoes one [`lock_os_thread`]; after the last one the goroutine may move between threads
+    /// again (unless the runtime runs with `migration(false)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// gort::spawn(|| {
+    ///     gort::lock_os_thread();
+    ///     gort::unlock_os_thread();
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// ```
+    pub fn unlock_os_thread() {
+        scheduler::lock_current(false);
+    }
+
     /// Runs `f` as the main goroutine and blocks the caller until it returns, starting the
     /// runtime if it is not running. A panic in `f` resumes in the caller.
     ///

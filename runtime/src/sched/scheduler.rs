@@ -85,11 +85,16 @@ struct Handoff {
 pub(crate) struct M {
     handoff: Mutex<Option<Handoff>>,
     wake: Condvar,
+    /// Goroutines locked to this M (`lock_os_thread`, or no-migration mode) that are runnable.
+    /// Only this M runs them, so nothing steals from here.
+    locked: Injector<GRef>,
 }
 
 struct Idle {
     ps: Vec<usize>,
     ms: Vec<Arc<M>>,
+    /// Idle Ms with locked goroutines to run, waiting for a P; they get the next one released.
+    want_p: Vec<Arc<M>>,
 }
 
 pub(crate) struct Scheduler {
@@ -151,6 +156,7 @@ impl Scheduler {
             idle: Mutex::new(Idle {
                 ps: (0..config.procs).rev().collect(),
                 ms: Vec::new(),
+                want_p: Vec::new(),
             }),
             npidle: AtomicUsize::new(config.procs),
             nmspinning: AtomicUsize::new(0),
@@ -170,6 +176,9 @@ impl Scheduler {
     /// it. `next` puts it in the current P's `runnext` slot (a goroutine just spawned or readied
     /// runs next, so ping-pong stays on one P).
     pub(crate) fn ready(&'static self, g: GRef, next: bool) {
+        if let Some(target) = g.locked_m() {
+            return self.ready_locked(target, g);
+        }
         let mut g = Some(g);
         with_current_p(self, |local| {
             let g = g.take().expect("queued once");
@@ -212,12 +221,19 @@ impl Scheduler {
         };
         self.npidle.fetch_sub(1, Ordering::SeqCst);
         self.p(p).status.store(pstatus::RUNTIME, Ordering::Release);
+        if let Some(m) = take_waiting_m(&mut idle) {
+            drop(idle);
+            if spinning {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            give(&m, Handoff { p, spinning: false });
+            return true;
+        }
         let handoff = Handoff { p, spinning };
         match idle.ms.pop() {
             Some(m) => {
                 drop(idle);
-                *m.handoff.lock() = Some(handoff);
-                m.wake.notify_one();
+                give(&m, handoff);
             }
             None => {
                 drop(idle);
@@ -227,12 +243,42 @@ impl Scheduler {
         true
     }
 
+    /// Queues a goroutine locked to `target` for that M, and gets the M running if it sleeps.
+    fn ready_locked(&'static self, target: &'static M, g: GRef) {
+        target.locked.push(g);
+        let mut idle = self.idle.lock();
+        // An M that is awake looks at its locked queue whenever it schedules (and before it
+        // sleeps, under this lock).
+        let Some(at) = idle.ms.iter().position(|m| std::ptr::eq(&**m, target)) else {
+            return;
+        };
+        if idle.want_p.iter().any(|m| std::ptr::eq(&**m, target)) {
+            return;
+        }
+        match idle.ps.pop() {
+            Some(p) => {
+                let m = idle.ms.swap_remove(at);
+                self.npidle.fetch_sub(1, Ordering::SeqCst);
+                self.p(p).status.store(pstatus::RUNTIME, Ordering::Release);
+                drop(idle);
+                give(&m, Handoff { p, spinning: false });
+            }
+            None => {
+                let m = Arc::clone(&idle.ms[at]);
+                idle.want_p.push(m);
+            }
+        }
+    }
+
     fn spawn_m(&'static self, handoff: Handoff) {
         let id = self.next_m.fetch_add(1, Ordering::Relaxed);
         let m = Arc::new(M {
             handoff: Mutex::new(Some(handoff)),
             wake: Condvar::new(),
+            locked: Injector::new(),
         });
+        // Ms never exit, and goroutines locked to one refer to it by plain reference.
+        std::mem::forget(Arc::clone(&m));
         thread::Builder::new()
             .name(format!("gort-m{id}"))
             .spawn(move || self.run_m(m))
@@ -241,8 +287,14 @@ impl Scheduler {
 
     /// Puts the P on the idle list.
     fn release_p(&self, p: usize) {
+        let mut idle = self.idle.lock();
+        if let Some(m) = take_waiting_m(&mut idle) {
+            drop(idle);
+            give(&m, Handoff { p, spinning: false });
+            return;
+        }
         self.p(p).status.store(pstatus::IDLE, Ordering::Release);
-        self.idle.lock().ps.push(p);
+        idle.ps.push(p);
         self.npidle.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -299,7 +351,11 @@ impl Scheduler {
         let ms = self.next_m.load(Ordering::SeqCst);
         {
             let idle = self.idle.lock();
-            if idle.ms.len() != ms || idle.ps.len() != self.ps.len() || self.any_work() {
+            if idle.ms.len() != ms
+                || idle.ps.len() != self.ps.len()
+                || self.any_work()
+                || idle.ms.iter().any(|m| !m.locked.is_empty())
+            {
                 return false;
             }
         }
@@ -320,7 +376,18 @@ impl Scheduler {
     fn stopm(&self, m: &Arc<M>) -> Handoff {
         let mut slot = m.handoff.lock();
         if slot.is_none() {
-            self.idle.lock().ms.push(Arc::clone(m));
+            let mut idle = self.idle.lock();
+            if !m.locked.is_empty() {
+                // Locked goroutines wait for this M: run them with an idle P, or wait for one.
+                if let Some(p) = idle.ps.pop() {
+                    self.npidle.fetch_sub(1, Ordering::SeqCst);
+                    self.p(p).status.store(pstatus::RUNTIME, Ordering::Release);
+                    return Handoff { p, spinning: false };
+                }
+                idle.want_p.push(Arc::clone(m));
+            }
+            idle.ms.push(Arc::clone(m));
+            drop(idle);
             while slot.is_none() {
                 m.wake.wait(&mut slot);
             }
@@ -335,6 +402,7 @@ impl Scheduler {
     fn run_m(&'static self, m: Arc<M>) {
         super::overflow::ensure_alternate_stack();
         let local = MLocal {
+            m: Arc::clone(&m),
             p: Cell::new(None),
             spinning: Cell::new(false),
             current: Cell::new(std::ptr::null()),
@@ -362,12 +430,21 @@ impl Scheduler {
         // SAFETY: this M holds `p` in RUNTIME status (it just got it or kept it).
         let local = unsafe { this.local() };
         let tick = this.tick.load(Ordering::Relaxed);
+        // Goroutines locked to this M, every other round ahead of the rest.
+        if tick.is_multiple_of(2)
+            && let Some(g) = steal(|| m.m.locked.steal())
+        {
+            return Some(self.found_work(m, g));
+        }
         if tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL)
             && let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue))
         {
             return Some(self.found_work(m, g));
         }
         if let Some(g) = local.runnext.take().or_else(|| local.queue.pop()) {
+            return Some(self.found_work(m, g));
+        }
+        if let Some(g) = steal(|| m.m.locked.steal()) {
             return Some(self.found_work(m, g));
         }
         if let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue)) {
@@ -425,6 +502,9 @@ impl Scheduler {
         this.tick
             .store(this.tick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         g.cas_status(status::RUNNABLE, status::RUNNING);
+        if !self.config.migration {
+            g.lock_to(&m.m);
+        }
         m.current.set(Arc::as_ptr(&g));
         this.status.store(pstatus::USER, Ordering::Release);
         // SAFETY: this M moved the status to RUNNING.
@@ -462,8 +542,7 @@ impl Scheduler {
             }
             CoroutineResult::Yield(Switch::Requeue) => {
                 g.cas_status(status::RUNNING, status::RUNNABLE);
-                self.global.push(g);
-                self.wakep();
+                self.ready(g, false);
             }
             CoroutineResult::Return(()) => {
                 g.cas_status(status::RUNNING, status::DEAD);
@@ -477,6 +556,9 @@ impl Scheduler {
 
     /// Queues a goroutine that is runnable again at the tail of this M's P, or globally.
     fn requeue(&'static self, m: &MLocal, g: GRef) {
+        if let Some(target) = g.locked_m() {
+            return self.ready_locked(target, g);
+        }
         match m.p.get() {
             // SAFETY: this M holds the P in RUNTIME status (it just took it back).
             Some(p) => unsafe { self.p(p).local() }.queue.push(g),
@@ -486,6 +568,19 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// Hands an idle M a P (and wakes it).
+fn give(m: &M, handoff: Handoff) {
+    *m.handoff.lock() = Some(handoff);
+    m.wake.notify_one();
+}
+
+/// An idle M waiting for a P to run its locked goroutines, taken off the idle lists.
+fn take_waiting_m(idle: &mut Idle) -> Option<Arc<M>> {
+    let m = idle.want_p.pop()?;
+    idle.ms.retain(|idle_m| !Arc::ptr_eq(idle_m, &m));
+    Some(m)
 }
 
 fn steal(mut attempt: impl FnMut() -> Steal<GRef>) -> Option<GRef> {
@@ -501,6 +596,7 @@ fn steal(mut attempt: impl FnMut() -> Steal<GRef>) -> Option<GRef> {
 /// Per-M state, on the M's own stack; reached through `CURRENT_M` from code on its thread
 /// (the M loop, and goroutines while they run on it).
 struct MLocal {
+    m: Arc<M>,
     p: Cell<Option<usize>>,
     spinning: Cell<bool>,
     current: Cell<*const G>,
@@ -679,4 +775,21 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     result
+}
+
+/// Locks the calling goroutine to its OS thread, or undoes one lock; see
+/// [`crate::lock_os_thread`].
+pub(crate) fn lock_current(lock: bool) {
+    let (Some(m), Some(g)) = (current_m(), current_g()) else {
+        return;
+    };
+    if lock {
+        g.lock_count.set(g.lock_count.get() + 1);
+        g.lock_to(&m.m);
+    } else {
+        g.lock_count.set(g.lock_count.get().saturating_sub(1));
+        if g.lock_count.get() == 0 && get().is_some_and(|sched| sched.config.migration) {
+            g.unlock();
+        }
+    }
 }
