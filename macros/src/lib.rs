@@ -1,4 +1,225 @@
-//! Procedural macros of the gort runtime (`#[gort::main]`, `#[gort::test]`, `select!`).
+//! Procedural macros of the gort runtime: `go!`, `spawn!`, `#[gort::main]` and `#[gort::test]`.
 //!
-//! The runtime crate `gort` re-exports what this crate defines; depend on `gort`, not on this
-//! crate directly. The macros arrive with the scheduler and channels.
+//! The runtime crate `gort` re-exports them; depend on `gort`, not on this crate directly. The
+//! generated code names the runtime as `::gort`.
+//!
+//! Invariant: every macro either expands to code that only calls `gort`'s public API, or emits a
+//! compile error spanning the part of the input that is wrong.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::{ToTokens, quote};
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Block, Expr, Ident, ItemFn, Stmt, Token, parse_macro_input};
+
+/// Spawns a goroutine and returns its `JoinHandle` (panics, like `gort::spawn`, if no goroutine
+/// can be created).
+///
+/// `go!(closure)` spawns a closure (or any callable path); `go! { statements }` spawns the
+/// statements as a `move` closure whose value is the last expression.
+///
+/// # Examples
+///
+/// ```
+/// use gort::go;
+///
+/// let name = String::from("gopher");
+/// let greeting = go! {
+///     let greeting = format!("hello, {name}");
+///     greeting.len()
+/// };
+/// let doubled = go!(|| 21 * 2);
+/// assert_eq!((greeting.join().unwrap(), doubled.join().unwrap()), (13, 42));
+/// ```
+#[proc_macro]
+pub fn go(input: TokenStream) -> TokenStream {
+    let input = TokenStream2::from(input);
+    if let Ok(expr) = syn::parse2::<Expr>(input.clone())
+        && matches!(expr, Expr::Closure(_) | Expr::Path(_))
+    {
+        return quote!(::gort::spawn(#expr)).into();
+    }
+    match Block::parse_within.parse2(input) {
+        Ok(statements) => spawn_statements(&statements).into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+fn spawn_statements(statements: &[Stmt]) -> TokenStream2 {
+    quote!(::gort::spawn(move || { #(#statements)* }))
+}
+
+/// One `key = value` option of `spawn!`.
+struct SpawnOption {
+    key: Ident,
+    value: Expr,
+}
+
+/// `spawn!`'s input: options, then the closure.
+struct SpawnInput {
+    options: Vec<SpawnOption>,
+    closure: Expr,
+}
+
+impl Parse for SpawnInput {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut options = Vec::new();
+        while input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            let value: Expr = input.parse()?;
+            if key != "name" && key != "stack_size" {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!(
+                        "unknown option `{key}`: spawn! takes `name = …` and `stack_size = …`, then the closure"
+                    ),
+                ));
+            }
+            options.push(SpawnOption { key, value });
+            input.parse::<Token![,]>()?;
+        }
+        if input.is_empty() {
+            return Err(input.error("spawn! needs a closure to run after its options"));
+        }
+        let closure: Expr = input.parse()?;
+        if !input.is_empty() {
+            input.parse::<Token![,]>()?;
+        }
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the closure"));
+        }
+        Ok(SpawnInput { options, closure })
+    }
+}
+
+/// Spawns a goroutine configured like `gort::Builder` and returns
+/// `io::Result<JoinHandle<T>>`: `spawn!(name = "…", stack_size = N, closure)`. Both options are
+/// optional; an unknown option is a compile error that points at it.
+///
+/// # Examples
+///
+/// ```
+/// let handle = gort::spawn!(name = "worker", stack_size = 64 * 1024, || {
+///     gort::current().unwrap().name().map(str::to_owned)
+/// })?;
+/// assert_eq!(handle.join().unwrap().as_deref(), Some("worker"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// ```compile_fail
+/// let handle = gort::spawn!(colour = "blue", || ());
+/// ```
+#[proc_macro]
+pub fn spawn(input: TokenStream) -> TokenStream {
+    let SpawnInput { options, closure } = parse_macro_input!(input as SpawnInput);
+    let calls = options
+        .iter()
+        .map(|SpawnOption { key, value }| quote!(.#key(#value)));
+    quote!(::gort::Builder::new() #(#calls)* .spawn(#closure)).into()
+}
+
+/// Runtime settings given to `#[gort::main(…)]` or `#[gort::test(…)]`.
+fn runtime_settings(args: TokenStream2) -> syn::Result<TokenStream2> {
+    let options = Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated.parse2(args)?;
+    if options.is_empty() {
+        return Ok(TokenStream2::new());
+    }
+    let mut calls = Vec::new();
+    for option in options {
+        let key = option
+            .path
+            .get_ident()
+            .filter(|key| *key == "procs" || *key == "stack_size" || *key == "migration")
+            .ok_or_else(|| {
+                syn::Error::new_spanned(
+                    &option.path,
+                    "unknown runtime option: use `procs = …`, `stack_size = …` or `migration = …`",
+                )
+            })?;
+        let value = option.value;
+        calls.push(quote!(.#key(#value)));
+    }
+    Ok(quote! {
+        ::gort::Runtime::builder() #(#calls)* .start().unwrap_or_else(|err| panic!("{err}"));
+    })
+}
+
+/// Wraps a function body so that it runs as the main goroutine (through `gort::run`).
+fn run_as_main_goroutine(args: TokenStream, item: TokenStream, test: bool) -> TokenStream {
+    let settings = match runtime_settings(args.into()) {
+        Ok(settings) => settings,
+        Err(err) => return err.to_compile_error().into(),
+    };
+    let function = parse_macro_input!(item as ItemFn);
+    if let Some(asyncness) = &function.sig.asyncness {
+        return syn::Error::new_spanned(asyncness, "gort runs blocking code: remove `async`")
+            .to_compile_error()
+            .into();
+    }
+    if !function.sig.inputs.is_empty() {
+        return syn::Error::new_spanned(
+            &function.sig.inputs,
+            "this function cannot take arguments",
+        )
+        .to_compile_error()
+        .into();
+    }
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
+    let test_attr = if test {
+        quote!(#[::core::prelude::v1::test])
+    } else {
+        TokenStream2::new()
+    };
+    let body = block.into_token_stream();
+    quote! {
+        #test_attr
+        #(#attrs)*
+        #vis #sig {
+            #settings
+            ::gort::run(move || #body)
+        }
+    }
+    .into()
+}
+
+/// Runs `main` as the main goroutine of a gort program, optionally configuring the runtime
+/// first: `#[gort::main(procs = 4, stack_size = 1 << 20, migration = false)]`.
+///
+/// # Examples
+///
+/// ```
+/// #[gort::main]
+/// fn main() {
+///     let answer = gort::spawn(|| 42).join().unwrap();
+///     assert_eq!(answer, 42);
+/// }
+/// # main();
+/// ```
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    run_as_main_goroutine(args, item, false)
+}
+
+/// Runs a test as the main goroutine: `#[gort::test]` replaces `#[test]`, and takes the same
+/// runtime options as [`macro@main`].
+///
+/// # Examples
+///
+/// ```
+/// #[gort::test]
+/// fn goroutines_add_up() {
+///     let sum: u32 = (1..=3).map(|i| gort::spawn(move || i)).map(|h| h.join().unwrap()).sum();
+///     assert_eq!(sum, 6);
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    run_as_main_goroutine(args, item, true)
+}

@@ -4,8 +4,8 @@
 //! with one committed page, grows copy-free up to its reservation behind a guard region, and
 //! never moves, so ordinary blocking Rust (references into the stack included) runs inside it.
 //!
-//! Spawn goroutines with [`spawn`] or [`Builder`], join them through [`JoinHandle`], and run a
-//! program's main goroutine with [`run`]. Underneath are the [span heap](heap) and [goroutine
+//! Spawn goroutines with [`spawn()`], [`go!`] or [`Builder`], join them through [`JoinHandle`],
+//! and run a program's main goroutine with [`run`] or [`macro@main`]. Underneath are the [span heap](heap) and [goroutine
 //! stacks](stack).
 //!
 //! ```
@@ -49,6 +49,9 @@ pub use self::sched::{
 };
 #[cfg(all(test, not(loom)))]
 mod testing;
+
+#[cfg(not(loom))]
+pub use gort_macros::{go, main, spawn, test};
 
 /// The README's example, compiled and run as a doc test so that it stays true.
 #[cfg(doctest)]

@@ -1,4 +1,4 @@
-//! Spawning goroutines: [`Builder`] and [`spawn`].
+//! Spawning goroutines: [`Builder`] and [`spawn()`].
 //!
 //! Invariant: a goroutine is counted live before it is queued and uncounted by the M that runs
 //! it to its end, so `num_goroutines` never undercounts a goroutine that can still run.
