@@ -61,9 +61,10 @@ fn worker(counts: &Arc<Counts>, seed: u64, depth: u32) -> u64 {
             7 => {
                 gort::blocking(|| std::thread::sleep(Duration::from_micros(next(&mut state) % 50)))
             }
-            8 if next(&mut state) % 8 == 0 => {
+            8 if next(&mut state).is_multiple_of(8) => {
+                // Children are joined (and counted) before the planned panic.
                 for child in children {
-                    finished_below += join(counts, child);
+                    join(counts, child);
                 }
                 panic!("planned panic");
             }
