@@ -6,7 +6,6 @@
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use corosensei::{Coroutine, Yielder};
 
@@ -117,7 +116,7 @@ impl Builder {
         // SAFETY: `g` is not queued yet.
         unsafe { g.set_coroutine(coroutine) };
         let id = g.id;
-        sched.goroutines.fetch_add(1, Ordering::AcqRel);
+        sched.count_spawn();
         registry::register(&g);
         sched.ready(g, true);
         Ok(JoinHandle::new(id, packet))

@@ -49,7 +49,6 @@ pub use self::public::*;
 #[cfg(not(loom))]
 mod public {
     use std::fmt;
-    use std::sync::atomic::Ordering;
 
     use super::g::{GoroutineId, WaitReason};
     use super::scheduler::{self, GRef};
@@ -158,7 +157,7 @@ mod public {
     /// assert!(handle.join().unwrap() >= 1);
     /// ```
     pub fn num_goroutines() -> usize {
-        scheduler::get().map_or(0, |sched| sched.goroutines.load(Ordering::Acquire))
+        scheduler::get().map_or(0, |sched| sched.goroutines())
     }
 
     /// Lets other goroutines run before the caller continues (on a plain thread:

@@ -45,11 +45,19 @@ struct Local {
     runnext: Option<GRef>,
 }
 
+/// Aligned to 128 bytes (two cache lines, as adjacent-line prefetchers pair them): each M writes
+/// its P's status and tick on every switch, and Ps sharing a line would make every switch a
+/// cross-core miss.
+#[repr(align(128))]
 pub(crate) struct P {
     id: usize,
     status: AtomicU8,
     /// Goroutines started on this P; sysmon compares it across its ticks.
     pub(crate) tick: AtomicU64,
+    /// Goroutines spawned minus goroutines finished on this P (either may be negative; the sum
+    /// over all Ps and `Scheduler::goroutines_off_p` is the number of live goroutines). Kept per
+    /// P so that spawning on one M and finishing on another share no cache line.
+    goroutines: std::sync::atomic::AtomicI64,
     local: UnsafeCell<Local>,
     stealer: Stealer<GRef>,
 }
@@ -105,8 +113,8 @@ pub(crate) struct Scheduler {
     npidle: AtomicUsize,
     nmspinning: AtomicUsize,
     next_m: AtomicUsize,
-    /// Live goroutines.
-    pub(crate) goroutines: AtomicUsize,
+    /// Goroutines spawned or finished where no P was held (see `P::goroutines`).
+    goroutines_off_p: std::sync::atomic::AtomicI64,
 }
 
 /// Plain threads blocked in a gort wait (a join, a park): they can wake no goroutine until a
@@ -144,6 +152,7 @@ impl Scheduler {
                     id,
                     status: AtomicU8::new(pstatus::IDLE),
                     tick: AtomicU64::new(0),
+                    goroutines: std::sync::atomic::AtomicI64::new(0),
                     stealer: queue.stealer(),
                     local: UnsafeCell::new(Local {
                         queue,
@@ -161,7 +170,7 @@ impl Scheduler {
             npidle: AtomicUsize::new(config.procs),
             nmspinning: AtomicUsize::new(0),
             next_m: AtomicUsize::new(0),
-            goroutines: AtomicUsize::new(0),
+            goroutines_off_p: std::sync::atomic::AtomicI64::new(0),
             global: Injector::new(),
             config,
             ps,
@@ -341,11 +350,35 @@ impl Scheduler {
             .map(|p| (p.id, p.tick.load(Ordering::Relaxed)))
     }
 
+    /// The number of live goroutines.
+    pub(crate) fn goroutines(&self) -> usize {
+        let on_ps: i64 = self
+            .ps
+            .iter()
+            .map(|p| p.goroutines.load(Ordering::SeqCst))
+            .sum();
+        usize::try_from(on_ps + self.goroutines_off_p.load(Ordering::SeqCst)).unwrap_or(0)
+    }
+
+    /// Counts goroutines spawned (`+1`) or finished (`-1`) by the holder of P `p`, or off any P.
+    fn count_goroutines(&self, p: Option<usize>, delta: i64) {
+        match p {
+            Some(p) => self.p(p).goroutines.fetch_add(delta, Ordering::SeqCst),
+            None => self.goroutines_off_p.fetch_add(delta, Ordering::SeqCst),
+        };
+    }
+
+    /// Counts a goroutine just spawned by the caller.
+    pub(crate) fn count_spawn(&self) {
+        let p = current_m().and_then(|m| m.p.get());
+        self.count_goroutines(p, 1);
+    }
+
     /// Whether no goroutine can ever run again: goroutines exist, every M sleeps without work,
     /// and no thread outside the runtime exists that could wake one (Go's `checkdead`; a thread
     /// blocked in a gort wait counts as asleep).
     pub(crate) fn all_asleep(&self) -> bool {
-        if self.goroutines.load(Ordering::SeqCst) == 0 {
+        if self.goroutines() == 0 {
             return false;
         }
         let ms = self.next_m.load(Ordering::SeqCst);
@@ -432,6 +465,7 @@ impl Scheduler {
         let tick = this.tick.load(Ordering::Relaxed);
         // Goroutines locked to this M, every other round ahead of the rest.
         if tick.is_multiple_of(2)
+            && !m.m.locked.is_empty()
             && let Some(g) = steal(|| m.m.locked.steal())
         {
             return Some(self.found_work(m, g));
@@ -444,7 +478,9 @@ impl Scheduler {
         if let Some(g) = local.runnext.take().or_else(|| local.queue.pop()) {
             return Some(self.found_work(m, g));
         }
-        if let Some(g) = steal(|| m.m.locked.steal()) {
+        if !m.m.locked.is_empty()
+            && let Some(g) = steal(|| m.m.locked.steal())
+        {
             return Some(self.found_work(m, g));
         }
         if let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue)) {
@@ -549,7 +585,7 @@ impl Scheduler {
                 super::registry::unregister(&g);
                 // SAFETY: this M ran the goroutine to its end.
                 drop(unsafe { g.take_coroutine() });
-                self.goroutines.fetch_sub(1, Ordering::AcqRel);
+                self.count_goroutines(m.p.get(), -1);
             }
         }
     }

@@ -26,15 +26,18 @@ thread_local! {
 
 /// Reservation bytes a thread keeps cached per class (at least 2, at most 64 stacks).
 const THREAD_CACHE_BYTES: usize = 4 << 20;
-/// Reservation bytes the global pool keeps per class (at least 2, at most 1024 stacks).
-const POOL_BYTES: usize = 64 << 20;
+/// Reservation bytes the global pool keeps per class (at least 2, at most 65,536 stacks): a
+/// burst of goroutines that exit together comes back as a burst, so the pool keeps what it gets
+/// (mostly address space; a recycled stack usually has one page committed) and leaves trimming
+/// to the collector's scavenger.
+const POOL_BYTES: usize = 4 << 30;
 
 pub(crate) fn thread_capacity(size: StackSize) -> usize {
     (THREAD_CACHE_BYTES / size.bytes()).clamp(2, 64)
 }
 
 pub(crate) fn pool_capacity(size: StackSize) -> usize {
-    (POOL_BYTES / size.bytes()).clamp(2, 1024)
+    (POOL_BYTES / size.bytes()).clamp(2, 65_536)
 }
 
 struct ThreadCache {
