@@ -18,7 +18,7 @@ pub fn is_child(name: &str) -> bool {
 }
 
 /// Runs test `name` of the calling test binary in a child process, where [`is_child`] is true,
-/// and returns what it did.
+/// with the environment variables `env` added, and returns what it did.
 ///
 /// # Examples
 ///
@@ -28,15 +28,42 @@ pub fn is_child(name: &str) -> bool {
 ///     if gort_suite::is_child("dies") {
 ///         std::process::abort();
 ///     }
-///     assert!(!gort_suite::run_child("dies").status.success());
+///     assert!(!gort_suite::run_child("dies", &[]).status.success());
 /// }
 /// ```
-pub fn run_child(name: &str) -> Output {
+pub fn run_child(name: &str, env: &[(&str, &str)]) -> Output {
     Command::new(std::env::current_exe().expect("the test binary's path"))
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, name)
+        .envs(env.iter().copied())
         .output()
         .expect("the test binary runs as a child")
+}
+
+/// Runs test `name` in a child process (see [`run_child`]) and panics unless its one test ran
+/// and passed.
+///
+/// # Examples
+///
+/// ```no_run
+/// #[test]
+/// fn sees_the_variable() {
+///     if gort_suite::is_child("sees_the_variable") {
+///         assert_eq!(std::env::var("X").unwrap(), "1");
+///         return;
+///     }
+///     gort_suite::assert_child_passes("sees_the_variable", &[("X", "1")]);
+/// }
+/// ```
+pub fn assert_child_passes(name: &str, env: &[(&str, &str)]) {
+    let child = run_child(name, env);
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success() && stdout.contains("1 passed"),
+        "child run of {name}: {}\n{stdout}\n{}",
+        child.status,
+        String::from_utf8_lossy(&child.stderr)
+    );
 }
 
 /// The resident set size of this process in bytes (`VmRSS`).

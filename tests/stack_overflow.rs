@@ -3,6 +3,8 @@
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Recurses with 1 KiB frames until `limit` (never reached: the stack overflows first).
 #[inline(never)]
@@ -18,16 +20,28 @@ fn recurse(depth: u64, limit: u64) -> u64 {
 fn a_goroutine_stack_overflow_is_reported_and_aborts() {
     let name = "a_goroutine_stack_overflow_is_reported_and_aborts";
     if gort_suite::is_child(name) {
+        // The goroutine overflows only after its id is printed, so the two messages cannot
+        // interleave.
+        let go = Arc::new(AtomicBool::new(false));
         let deep = gort::Builder::new()
             .name("deep")
             .stack_size(64 * 1024)
-            .spawn(|| recurse(0, u64::MAX))
+            .spawn({
+                let go = Arc::clone(&go);
+                move || {
+                    while !go.load(Ordering::Acquire) {
+                        gort::yield_now();
+                    }
+                    recurse(0, u64::MAX)
+                }
+            })
             .unwrap();
         eprintln!("spawned goroutine {}", deep.id());
+        go.store(true, Ordering::Release);
         let _ = deep.join();
         unreachable!("the overflow ends the process");
     }
-    let child = gort_suite::run_child(name);
+    let child = gort_suite::run_child(name, &[]);
     let stderr = String::from_utf8_lossy(&child.stderr);
     assert_eq!(
         child.status.signal(),
@@ -54,7 +68,7 @@ fn a_fault_elsewhere_still_kills_with_sigsegv() {
         unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u8>(), 1) };
         unreachable!();
     }
-    let child = gort_suite::run_child(name);
+    let child = gort_suite::run_child(name, &[]);
     assert_eq!(
         child.status.signal(),
         Some(libc::SIGSEGV),
