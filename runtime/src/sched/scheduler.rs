@@ -184,16 +184,24 @@ impl Scheduler {
     /// Queues a runnable goroutine from wherever the caller runs, and makes sure an M will run
     /// it. `next` puts it in the current P's `runnext` slot (a goroutine just spawned or readied
     /// runs next, so ping-pong stays on one P).
+    ///
+    /// Another M is woken only when stealable work was added (the global queue, or a local queue
+    /// entry displaced from `runnext`): a goroutine in `runnext` runs on this P as soon as the
+    /// caller blocks or yields, and waking an M that cannot steal it only makes it spin and
+    /// sleep again. If the caller runs on instead, sysmon hands the P, `runnext` included, to
+    /// another M after 10 ms.
     pub(crate) fn ready(&'static self, g: GRef, next: bool) {
         if let Some(target) = g.locked_m() {
             return self.ready_locked(target, g);
         }
         let mut g = Some(g);
+        let mut stealable = true;
         with_current_p(self, |local| {
             let g = g.take().expect("queued once");
             if next {
-                if let Some(old) = local.runnext.replace(g) {
-                    local.queue.push(old);
+                match local.runnext.replace(g) {
+                    Some(old) => local.queue.push(old),
+                    None => stealable = false,
                 }
             } else {
                 local.queue.push(g);
@@ -202,7 +210,9 @@ impl Scheduler {
         if let Some(g) = g {
             self.global.push(g);
         }
-        self.wakep();
+        if stealable {
+            self.wakep();
+        }
     }
 
     /// Starts a spinning M if there is an idle P and nobody spins (Go's `wakep`).
