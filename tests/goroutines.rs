@@ -86,3 +86,32 @@ fn is_finished_turns_true() {
     }
     handle.join().unwrap();
 }
+
+#[test]
+fn large_results_and_unclaimed_results_are_handled() {
+    // Larger than the inline slot: boxed inside the goroutine's record.
+    let big = gort::spawn(|| [7u64; 64]).join().unwrap();
+    assert_eq!(big.iter().sum::<u64>(), 7 * 64);
+    let text = gort::spawn(|| String::from("owned")).join().unwrap();
+    assert_eq!(text, "owned");
+
+    // A detached goroutine's result is dropped exactly once, inline or boxed.
+    struct Counted(Arc<AtomicUsize>, #[allow(dead_code)] [u64; 8]);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    for _ in 0..100 {
+        let drops = Arc::clone(&drops);
+        drop(gort::spawn(move || Counted(drops, [0; 8])));
+        let small = Arc::new(());
+        drop(gort::spawn(move || small));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while drops.load(Ordering::SeqCst) < 100 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 100);
+}

@@ -5,13 +5,12 @@
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 
 use corosensei::{Coroutine, Yielder};
 
 use super::config;
-use super::g::{G, Switch};
-use super::join::{JoinHandle, Packet};
+use super::g::{GRef, Switch};
+use super::join::{self, JoinHandle};
 use super::{registry, scheduler};
 use crate::stack::{Stack, StackSize};
 
@@ -102,24 +101,22 @@ impl Builder {
             None => sched.config.stack_size,
         };
         let stack = Stack::new(size)?;
-        let packet = Packet::new();
-        let result = Arc::clone(&packet);
-        let g = Arc::new(G::new(self.name.map(String::into_boxed_str)));
+        let g = GRef::new(self.name.map(String::into_boxed_str));
         // The fault handler finds the goroutine of a stack through the span's owner word.
-        stack.set_owner(Arc::as_ptr(&g) as u64);
+        stack.set_owner(g.as_ptr() as u64);
         let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<(), Switch>, ()| {
-            scheduler::current_g()
-                .expect("a goroutine starts on an M")
-                .set_yielder(yielder);
-            result.complete(panic::catch_unwind(AssertUnwindSafe(f)));
+            let g = scheduler::current_g().expect("a goroutine starts on an M");
+            g.set_yielder(yielder);
+            let result = panic::catch_unwind(AssertUnwindSafe(f));
+            join::complete::<T>(g, result);
         });
         // SAFETY: `g` is not queued yet.
         unsafe { g.set_coroutine(coroutine) };
-        let id = g.id;
+        let handle = JoinHandle::new(g.clone());
         sched.count_spawn();
         registry::register(&g);
         sched.ready(g, true);
-        Ok(JoinHandle::new(id, packet))
+        Ok(handle)
     }
 }
 

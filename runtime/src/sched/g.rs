@@ -1,6 +1,12 @@
 //! Goroutines (G): identity, status word, park word, and the coroutine that runs them.
 //!
+//! Goroutine records are recycled: a [`GRef`] counts references like an `Arc`, and the last one
+//! dropped puts the record back in a per-thread free list (spilling to a global one) instead of
+//! freeing it, so spawning allocates nothing in the steady state, and a record made on one thread
+//! and dropped on another costs no cross-thread `free`.
+//!
 //! Invariants:
+//! - a record is reset, and only then reused, after its count reached zero: nothing refers to it;
 //! - the coroutine and the yielder pointer are touched only by the one M that moved the status
 //!   to `RUNNING` (resuming it) or by the goroutine itself while it runs (suspending);
 //! - status changes go through [`G::cas_status`], which waits while the `SCAN` bit is held, so
@@ -8,13 +14,16 @@
 //! - a goroutine's stack never moves: the yielder, which lives on it, stays valid for the
 //!   coroutine's whole life.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
+use parking_lot::Mutex;
 
+use super::join::JoinState;
 use super::scheduler::M;
 use crate::stack::Stack;
 
@@ -104,6 +113,7 @@ impl fmt::Display for GoroutineId {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct G {
+    refs: AtomicUsize,
     pub(crate) id: GoroutineId,
     pub(crate) name: Option<Box<str>>,
     status: AtomicU32,
@@ -115,6 +125,8 @@ pub(crate) struct G {
     locked_to: AtomicPtr<M>,
     /// Nesting depth of `lock_os_thread`; touched only by the goroutine itself.
     pub(crate) lock_count: Cell<u32>,
+    /// The goroutine's result and whoever waits for it (see `join`).
+    pub(crate) join: Mutex<JoinState>,
     coroutine: UnsafeCell<Option<GoroutineCoroutine>>,
     yielder: Cell<*const Yielder<(), Switch>>,
 }
@@ -127,9 +139,10 @@ unsafe impl Send for G {}
 unsafe impl Sync for G {}
 
 impl G {
-    pub(crate) fn new(name: Option<Box<str>>) -> G {
+    fn new(name: Option<Box<str>>) -> G {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         G {
+            refs: AtomicUsize::new(1),
             id: GoroutineId(NonZeroU64::new(id).expect("goroutine ids start at 1")),
             name,
             status: AtomicU32::new(status::RUNNABLE),
@@ -138,6 +151,7 @@ impl G {
             registry_slot: AtomicUsize::new(0),
             locked_to: AtomicPtr::new(std::ptr::null_mut()),
             lock_count: Cell::new(0),
+            join: Mutex::new(JoinState::new()),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
         }
@@ -235,4 +249,137 @@ impl G {
         // the coroutine runs; the caller is the goroutine itself.
         unsafe { (*yielder).suspend(why) }
     }
+}
+
+/// A counted reference to a goroutine record (an `Arc` whose last drop recycles the record).
+pub(crate) struct GRef(NonNull<G>);
+
+// SAFETY: the record is shared like an `Arc<G>`, and `G` is `Send + Sync`.
+unsafe impl Send for GRef {}
+// SAFETY: as above.
+unsafe impl Sync for GRef {}
+
+impl GRef {
+    /// A fresh goroutine record, recycled if one is free.
+    pub(crate) fn new(name: Option<Box<str>>) -> GRef {
+        let record = match FREE.try_with(|free| free.borrow_mut().pop()).ok().flatten() {
+            Some(mut record) => {
+                *record = G::new(name);
+                record
+            }
+            None => match FREE_GLOBAL.lock().pop() {
+                Some(mut record) => {
+                    *record = G::new(name);
+                    record
+                }
+                None => Box::new(G::new(name)),
+            },
+        };
+        GRef(NonNull::from(Box::leak(record)))
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const G {
+        self.0.as_ptr()
+    }
+
+    /// Another reference to the record behind `g`.
+    ///
+    /// # Safety
+    ///
+    /// `g` is the address of a record that a live `GRef` refers to.
+    pub(crate) unsafe fn from_ptr(g: *const G) -> GRef {
+        // SAFETY: by the caller's contract the record is alive; adding a count keeps it so.
+        unsafe { (*g).refs.fetch_add(1, Ordering::Relaxed) };
+        GRef(NonNull::new(g.cast_mut()).expect("a goroutine record is not null"))
+    }
+}
+
+impl Clone for GRef {
+    fn clone(&self) -> Self {
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        GRef(self.0)
+    }
+}
+
+impl Drop for GRef {
+    fn drop(&mut self) {
+        if self.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: the count reached zero, so this was the last reference to a record leaked from
+        // a box in `GRef::new`: nothing refers to it any more.
+        let record = unsafe { Box::from_raw(self.0.as_ptr()) };
+        recycle(record);
+    }
+}
+
+impl std::ops::Deref for GRef {
+    type Target = G;
+
+    fn deref(&self) -> &G {
+        // SAFETY: a `GRef` keeps its record alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// Records a thread keeps for reuse, and records kept for every thread.
+const FREE_PER_THREAD: usize = 256;
+const FREE_GLOBAL_MAX: usize = 1 << 16;
+
+thread_local! {
+    static FREE: RefCell<FreeList> = const { RefCell::new(FreeList(Vec::new())) };
+}
+
+// Records are boxed so that they keep their address while `GRef`s point at them.
+#[allow(clippy::vec_box)]
+static FREE_GLOBAL: Mutex<Vec<Box<G>>> = Mutex::new(Vec::new());
+
+#[allow(clippy::vec_box)]
+struct FreeList(Vec<Box<G>>);
+
+impl FreeList {
+    fn pop(&mut self) -> Option<Box<G>> {
+        if self.0.is_empty() {
+            let mut global = FREE_GLOBAL.lock();
+            let keep = global.len().saturating_sub(FREE_PER_THREAD / 2);
+            self.0.extend(global.drain(keep..));
+        }
+        self.0.pop()
+    }
+}
+
+impl Drop for FreeList {
+    fn drop(&mut self) {
+        spill(&mut self.0, 0);
+    }
+}
+
+/// Moves `records[keep..]` to the global list, freeing what does not fit.
+#[allow(clippy::vec_box)]
+fn spill(records: &mut Vec<Box<G>>, keep: usize) {
+    let excess = {
+        let mut global = FREE_GLOBAL.lock();
+        let room = FREE_GLOBAL_MAX.saturating_sub(global.len());
+        let to_global = (records.len() - keep).min(room);
+        global.extend(records.drain(keep..keep + to_global));
+        records.split_off(keep)
+    };
+    drop(excess);
+}
+
+/// Takes back a record nothing refers to: its old contents (name, an unclaimed result) are
+/// dropped now, and the record waits for reuse.
+fn recycle(mut record: Box<G>) {
+    *record.join.get_mut() = JoinState::new();
+    record.name = None;
+    let mut record = Some(record);
+    let _ = FREE.try_with(|free| {
+        let free = &mut free.borrow_mut().0;
+        free.extend(record.take());
+        if free.len() > FREE_PER_THREAD {
+            spill(free, FREE_PER_THREAD / 2);
+        }
+    });
+    drop(record);
 }

@@ -1,48 +1,131 @@
 //! Join handles: how a goroutine's result or panic reaches whoever waits for it.
 //!
+//! The result lives in the goroutine's own record (no allocation for results of up to 32
+//! bytes), which a `JoinHandle` keeps alive.
+//!
 //! Invariants:
-//! - the packet goes from running to done exactly once, and the waiter registered at that moment
-//!   is woken after the result is stored;
-//! - a waiter re-checks the packet after every wake-up (wake-ups may be spurious).
+//! - a goroutine completes once: the result is stored and `done` set under the record's join
+//!   lock, and the waiter registered at that moment is woken after the lock is released;
+//! - the slot holds a value of exactly the type `thread::Result<T>` of the `JoinHandle<T>` made
+//!   with the goroutine (both come from the one `Builder::spawn` call);
+//! - a waiter re-checks `done` after every wake-up (wake-ups may be spurious).
 
 use std::fmt;
-use std::sync::Arc;
+use std::marker::PhantomData;
+use std::mem::{MaybeUninit, align_of, size_of};
 use std::thread;
 
-use parking_lot::Mutex;
-
-use super::g::{GoroutineId, WaitReason};
+use super::g::{G, GRef, GoroutineId, WaitReason};
 use super::scheduler::{self, Waiter};
 
-enum State<T> {
-    Running(Option<Waiter>),
-    Done(Option<thread::Result<T>>),
+/// Bytes a result is stored in without allocating.
+const INLINE_WORDS: usize = 4;
+
+/// A type-erased slot for one value.
+pub(crate) struct ResultSlot {
+    words: [MaybeUninit<usize>; INLINE_WORDS],
+    /// Drops the value in place when the slot holds one that nobody took.
+    drop: Option<unsafe fn(*mut MaybeUninit<usize>)>,
 }
 
-/// Where a goroutine leaves its result.
-pub(crate) struct Packet<T> {
-    state: Mutex<State<T>>,
-}
-
-impl<T> Packet<T> {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Packet {
-            state: Mutex::new(State::Running(None)),
-        })
+impl ResultSlot {
+    const fn empty() -> Self {
+        ResultSlot {
+            words: [MaybeUninit::uninit(); INLINE_WORDS],
+            drop: None,
+        }
     }
 
-    /// Stores the result and wakes the waiter, if any.
-    pub(crate) fn complete(&self, result: thread::Result<T>) {
-        let waiter = {
-            let mut state = self.state.lock();
-            match std::mem::replace(&mut *state, State::Done(Some(result))) {
-                State::Running(waiter) => waiter,
-                State::Done(_) => unreachable!("a goroutine completes once"),
-            }
-        };
-        if let Some(waiter) = waiter {
-            waiter.wake();
+    fn inline<R>() -> bool {
+        size_of::<R>() <= size_of::<[usize; INLINE_WORDS]>()
+            && align_of::<R>() <= align_of::<usize>()
+    }
+
+    /// Stores `value` (inline if it fits, boxed otherwise).
+    fn put<R>(&mut self, value: R) {
+        debug_assert!(self.drop.is_none(), "a result slot is filled once");
+        let at = self.words.as_mut_ptr();
+        if Self::inline::<R>() {
+            // SAFETY: `R` fits the words in size and alignment (checked above).
+            unsafe { at.cast::<R>().write(value) };
+            self.drop = Some(drop_inline::<R>);
+        } else {
+            // SAFETY: a pointer fits the first word.
+            unsafe { at.cast::<*mut R>().write(Box::into_raw(Box::new(value))) };
+            self.drop = Some(drop_boxed::<R>);
         }
+    }
+
+    /// Takes the value out.
+    ///
+    /// # Safety
+    ///
+    /// The slot holds a value stored by `put::<R>` with the same `R`.
+    unsafe fn take<R>(&mut self) -> R {
+        self.drop.take().expect("the result is taken once");
+        let at = self.words.as_mut_ptr();
+        if Self::inline::<R>() {
+            // SAFETY: `put::<R>` wrote an `R` here and nothing has read it out.
+            unsafe { at.cast::<R>().read() }
+        } else {
+            // SAFETY: `put::<R>` wrote a pointer from `Box::into_raw` here.
+            unsafe { *Box::from_raw(at.cast::<*mut R>().read()) }
+        }
+    }
+}
+
+impl Drop for ResultSlot {
+    fn drop(&mut self) {
+        if let Some(drop) = self.drop.take() {
+            // SAFETY: `drop` was chosen by `put` for the value the slot still holds.
+            unsafe { drop(self.words.as_mut_ptr()) };
+        }
+    }
+}
+
+/// # Safety
+///
+/// `at` holds an `R` written by `ResultSlot::put`.
+unsafe fn drop_inline<R>(at: *mut MaybeUninit<usize>) {
+    // SAFETY: by the contract above.
+    unsafe { at.cast::<R>().drop_in_place() };
+}
+
+/// # Safety
+///
+/// `at` holds a pointer to a boxed `R` written by `ResultSlot::put`.
+unsafe fn drop_boxed<R>(at: *mut MaybeUninit<usize>) {
+    // SAFETY: by the contract above.
+    drop(unsafe { Box::from_raw(at.cast::<*mut R>().read()) });
+}
+
+/// A goroutine's completion: its result, and who waits for it.
+pub(crate) struct JoinState {
+    done: bool,
+    waiter: Option<Waiter>,
+    result: ResultSlot,
+}
+
+impl JoinState {
+    pub(crate) const fn new() -> Self {
+        JoinState {
+            done: false,
+            waiter: None,
+            result: ResultSlot::empty(),
+        }
+    }
+}
+
+/// Stores the running goroutine's result and wakes its joiner, if any.
+pub(crate) fn complete<T>(g: &G, result: thread::Result<T>) {
+    let waiter = {
+        let mut state = g.join.lock();
+        state.result.put(result);
+        state.done = true;
+        state.waiter.take()
+    };
+    if let Some(waiter) = waiter {
+        waiter.wake();
     }
 }
 
@@ -60,13 +143,17 @@ impl<T> Packet<T> {
 /// assert!(panicked.join().is_err());
 /// ```
 pub struct JoinHandle<T> {
-    id: GoroutineId,
-    packet: Arc<Packet<T>>,
+    g: GRef,
+    result: PhantomData<fn() -> T>,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(id: GoroutineId, packet: Arc<Packet<T>>) -> Self {
-        JoinHandle { id, packet }
+    /// A handle on `g`, whose body completes with a `thread::Result<T>`.
+    pub(crate) fn new(g: GRef) -> Self {
+        JoinHandle {
+            g,
+            result: PhantomData,
+        }
     }
 
     /// Waits for the goroutine to finish and returns its result, or the payload of its panic.
@@ -83,11 +170,13 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> thread::Result<T> {
         loop {
             {
-                let mut state = self.packet.state.lock();
-                match &mut *state {
-                    State::Done(result) => return result.take().expect("joined once"),
-                    State::Running(waiter) => *waiter = Some(Waiter::current()),
+                let mut state = self.g.join.lock();
+                if state.done {
+                    // SAFETY: the goroutine's body stored a `thread::Result<T>` (module
+                    // invariant), and `self` is consumed, so it is taken once.
+                    return unsafe { state.result.take() };
                 }
+                state.waiter = Some(Waiter::current());
             }
             scheduler::park_current(WaitReason::Join);
         }
@@ -104,7 +193,7 @@ impl<T> JoinHandle<T> {
     /// }
     /// ```
     pub fn is_finished(&self) -> bool {
-        matches!(*self.packet.state.lock(), State::Done(_))
+        self.g.join.lock().done
     }
 
     /// The goroutine's id.
@@ -116,14 +205,14 @@ impl<T> JoinHandle<T> {
     /// println!("spawned goroutine {}", handle.id());
     /// ```
     pub fn id(&self) -> GoroutineId {
-        self.id
+        self.g.id
     }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .finish_non_exhaustive()
     }
 }

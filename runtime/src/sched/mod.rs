@@ -50,8 +50,9 @@ pub use self::public::*;
 mod public {
     use std::fmt;
 
+    use super::g::GRef;
     use super::g::{GoroutineId, WaitReason};
-    use super::scheduler::{self, GRef};
+    use super::scheduler;
 
     /// A handle to a goroutine, from [`current`]: its identity, and a way to wake it from
     /// [`park`].

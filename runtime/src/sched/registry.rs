@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use parking_lot::Mutex;
 
 use super::g::G;
-use super::scheduler::GRef;
+use super::g::GRef;
 
 /// Shards, so that spawning and exiting on different threads rarely meet on one lock.
 const SHARDS: usize = 64;

@@ -16,16 +16,15 @@ use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use parking_lot::{Condvar, Mutex};
 
 use super::config::Config;
-use super::g::{G, Switch, WaitReason, status};
+use super::g::{G, GRef, Switch, WaitReason, status};
 use super::park;
-
-pub(crate) type GRef = Arc<G>;
 
 /// P status values.
 mod pstatus {
@@ -39,6 +38,8 @@ mod pstatus {
 
 /// How often the global queue is checked first, so that nothing in it starves (Go's 61).
 const GLOBAL_QUEUE_INTERVAL: u64 = 61;
+/// How long a spinning M keeps looking for work to steal before it gives up its P and sleeps.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(30);
 
 struct Local {
     queue: Worker<GRef>,
@@ -503,13 +504,28 @@ impl Scheduler {
                 m.spinning.set(true);
                 self.nmspinning.fetch_add(1, Ordering::SeqCst);
             }
-            let start = tick as usize;
-            for i in 0..self.ps.len() {
-                let victim = self.p((start + i) % self.ps.len());
-                if victim.id != p
-                    && let Some(g) = steal(|| victim.stealer.steal_batch_and_pop(&local.queue))
-                {
+            // Look for a short while before sleeping: going to sleep and being woken costs
+            // microseconds of system calls and context switches, while a busy producer usually
+            // has more work within a few.
+            let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
+            loop {
+                let start = tick as usize;
+                for i in 0..self.ps.len() {
+                    let victim = self.p((start + i) % self.ps.len());
+                    if victim.id != p
+                        && let Some(g) = steal(|| victim.stealer.steal_batch_and_pop(&local.queue))
+                    {
+                        return Some(self.found_work(m, g));
+                    }
+                }
+                if let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue)) {
                     return Some(self.found_work(m, g));
+                }
+                if !m.m.locked.is_empty() || Instant::now() >= spin_until {
+                    break;
+                }
+                for _ in 0..64 {
+                    std::hint::spin_loop();
                 }
             }
         }
@@ -551,7 +567,7 @@ impl Scheduler {
         if !self.config.migration {
             g.lock_to(&m.m);
         }
-        m.current.set(Arc::as_ptr(&g));
+        m.current.set(g.as_ptr());
         this.status.store(pstatus::USER, Ordering::Release);
         // SAFETY: this M moved the status to RUNNING.
         let outcome = unsafe { g.resume() };
@@ -665,7 +681,7 @@ fn current_m() -> Option<&'static MLocal> {
 /// The goroutine running on this thread, if any.
 pub(crate) fn current_g() -> Option<&'static G> {
     let g = current_m()?.current.get();
-    // SAFETY: the M keeps an `Arc` to the goroutine it runs for as long as it runs it, which
+    // SAFETY: the M keeps a `GRef` to the goroutine it runs for as long as it runs it, which
     // covers every call made from the goroutine.
     unsafe { g.as_ref() }
 }
@@ -676,12 +692,8 @@ pub(crate) fn current_g_ref() -> Option<GRef> {
     if g.is_null() {
         return None;
     }
-    // SAFETY: `g` came from `Arc::as_ptr` of an `Arc` the M holds while the goroutine runs; a new
-    // count is added before making a second `Arc` from it.
-    unsafe {
-        Arc::increment_strong_count(g);
-        Some(Arc::from_raw(g))
-    }
+    // SAFETY: the M holds a `GRef` to the goroutine it runs for as long as it runs it.
+    Some(unsafe { GRef::from_ptr(g) })
 }
 
 /// Runs `f` on the local queues of the P held by this thread's M, from the M loop or from a
