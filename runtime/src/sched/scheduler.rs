@@ -46,21 +46,27 @@ struct Local {
     runnext: Option<GRef>,
 }
 
-/// Aligned to 128 bytes (two cache lines, as adjacent-line prefetchers pair them): each M writes
-/// its P's status and tick on every switch, and Ps sharing a line would make every switch a
-/// cross-core miss.
+/// Aligned to 128 bytes (two cache lines, as adjacent-line prefetchers pair them), with the
+/// fields its holder writes on every switch on lines of their own: thieves and sysmon read `id`
+/// and `stealer` all the time, and sharing a line with the hot fields (or with another P) would
+/// make every switch a cross-core miss.
 #[repr(align(128))]
 pub(crate) struct P {
     id: usize,
+    stealer: Stealer<GRef>,
+    hot: Hot,
+    local: UnsafeCell<Local>,
+}
+
+#[repr(align(128))]
+struct Hot {
     status: AtomicU8,
     /// Goroutines started on this P; sysmon compares it across its ticks.
-    pub(crate) tick: AtomicU64,
+    tick: AtomicU64,
     /// Goroutines spawned minus goroutines finished on this P (either may be negative; the sum
     /// over all Ps and `Scheduler::goroutines_off_p` is the number of live goroutines). Kept per
     /// P so that spawning on one M and finishing on another share no cache line.
     goroutines: std::sync::atomic::AtomicI64,
-    local: UnsafeCell<Local>,
-    stealer: Stealer<GRef>,
 }
 
 // SAFETY: `local` is touched only by the M holding the P in `RUNTIME` status (module invariant);
@@ -151,9 +157,11 @@ impl Scheduler {
                 let queue = Worker::new_fifo();
                 P {
                     id,
-                    status: AtomicU8::new(pstatus::IDLE),
-                    tick: AtomicU64::new(0),
-                    goroutines: std::sync::atomic::AtomicI64::new(0),
+                    hot: Hot {
+                        status: AtomicU8::new(pstatus::IDLE),
+                        tick: AtomicU64::new(0),
+                        goroutines: std::sync::atomic::AtomicI64::new(0),
+                    },
                     stealer: queue.stealer(),
                     local: UnsafeCell::new(Local {
                         queue,
@@ -240,7 +248,10 @@ impl Scheduler {
             return false;
         };
         self.npidle.fetch_sub(1, Ordering::SeqCst);
-        self.p(p).status.store(pstatus::RUNTIME, Ordering::Release);
+        self.p(p)
+            .hot
+            .status
+            .store(pstatus::RUNTIME, Ordering::Release);
         if let Some(m) = take_waiting_m(&mut idle) {
             drop(idle);
             if spinning {
@@ -279,7 +290,10 @@ impl Scheduler {
             Some(p) => {
                 let m = idle.ms.swap_remove(at);
                 self.npidle.fetch_sub(1, Ordering::SeqCst);
-                self.p(p).status.store(pstatus::RUNTIME, Ordering::Release);
+                self.p(p)
+                    .hot
+                    .status
+                    .store(pstatus::RUNTIME, Ordering::Release);
                 drop(idle);
                 give(&m, Handoff { p, spinning: false });
             }
@@ -313,7 +327,7 @@ impl Scheduler {
             give(&m, Handoff { p, spinning: false });
             return;
         }
-        self.p(p).status.store(pstatus::IDLE, Ordering::Release);
+        self.p(p).hot.status.store(pstatus::IDLE, Ordering::Release);
         idle.ps.push(p);
         self.npidle.fetch_add(1, Ordering::SeqCst);
     }
@@ -336,8 +350,9 @@ impl Scheduler {
     /// Retakes a P whose M has run one goroutine's user code since `tick`: called by sysmon.
     pub(crate) fn retake(&'static self, p: usize, tick: u64) -> bool {
         let this = self.p(p);
-        if this.tick.load(Ordering::Relaxed) != tick
+        if this.hot.tick.load(Ordering::Relaxed) != tick
             || this
+                .hot
                 .status
                 .compare_exchange(
                     pstatus::USER,
@@ -357,8 +372,8 @@ impl Scheduler {
     pub(crate) fn busy_ps(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.ps
             .iter()
-            .filter(|p| p.status.load(Ordering::Acquire) == pstatus::USER)
-            .map(|p| (p.id, p.tick.load(Ordering::Relaxed)))
+            .filter(|p| p.hot.status.load(Ordering::Acquire) == pstatus::USER)
+            .map(|p| (p.id, p.hot.tick.load(Ordering::Relaxed)))
     }
 
     /// The number of live goroutines.
@@ -366,7 +381,7 @@ impl Scheduler {
         let on_ps: i64 = self
             .ps
             .iter()
-            .map(|p| p.goroutines.load(Ordering::SeqCst))
+            .map(|p| p.hot.goroutines.load(Ordering::SeqCst))
             .sum();
         usize::try_from(on_ps + self.goroutines_off_p.load(Ordering::SeqCst)).unwrap_or(0)
     }
@@ -374,7 +389,7 @@ impl Scheduler {
     /// Counts goroutines spawned (`+1`) or finished (`-1`) by the holder of P `p`, or off any P.
     fn count_goroutines(&self, p: Option<usize>, delta: i64) {
         match p {
-            Some(p) => self.p(p).goroutines.fetch_add(delta, Ordering::SeqCst),
+            Some(p) => self.p(p).hot.goroutines.fetch_add(delta, Ordering::SeqCst),
             None => self.goroutines_off_p.fetch_add(delta, Ordering::SeqCst),
         };
     }
@@ -412,7 +427,10 @@ impl Scheduler {
     fn take_idle_p(&self) -> Option<usize> {
         let p = self.idle.lock().ps.pop()?;
         self.npidle.fetch_sub(1, Ordering::SeqCst);
-        self.p(p).status.store(pstatus::RUNTIME, Ordering::Release);
+        self.p(p)
+            .hot
+            .status
+            .store(pstatus::RUNTIME, Ordering::Release);
         Some(p)
     }
 
@@ -425,7 +443,10 @@ impl Scheduler {
                 // Locked goroutines wait for this M: run them with an idle P, or wait for one.
                 if let Some(p) = idle.ps.pop() {
                     self.npidle.fetch_sub(1, Ordering::SeqCst);
-                    self.p(p).status.store(pstatus::RUNTIME, Ordering::Release);
+                    self.p(p)
+                        .hot
+                        .status
+                        .store(pstatus::RUNTIME, Ordering::Release);
                     return Handoff { p, spinning: false };
                 }
                 idle.want_p.push(Arc::clone(m));
@@ -473,7 +494,7 @@ impl Scheduler {
         let this = self.p(p);
         // SAFETY: this M holds `p` in RUNTIME status (it just got it or kept it).
         let local = unsafe { this.local() };
-        let tick = this.tick.load(Ordering::Relaxed);
+        let tick = this.hot.tick.load(Ordering::Relaxed);
         // Goroutines locked to this M, every other round ahead of the rest.
         if tick.is_multiple_of(2)
             && !m.m.locked.is_empty()
@@ -561,14 +582,15 @@ impl Scheduler {
     fn execute(&'static self, m: &MLocal, g: GRef) {
         let p = m.p.get().expect("an M runs goroutines only with a P");
         let this = self.p(p);
-        this.tick
-            .store(this.tick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        this.hot
+            .tick
+            .store(this.hot.tick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         g.cas_status(status::RUNNABLE, status::RUNNING);
         if !self.config.migration {
             g.lock_to(&m.m);
         }
         m.current.set(g.as_ptr());
-        this.status.store(pstatus::USER, Ordering::Release);
+        this.hot.status.store(pstatus::USER, Ordering::Release);
         // SAFETY: this M moved the status to RUNNING.
         let outcome = unsafe { g.resume() };
         m.current.set(std::ptr::null());
@@ -577,6 +599,7 @@ impl Scheduler {
         if let Some(p) = m.p.get() {
             let kept = self
                 .p(p)
+                .hot
                 .status
                 .compare_exchange(
                     pstatus::USER,
@@ -710,6 +733,7 @@ fn with_current_p(sched: &Scheduler, f: impl FnOnce(&mut Local)) -> bool {
     let in_goroutine = !m.current.get().is_null();
     if in_goroutine
         && this
+            .hot
             .status
             .compare_exchange(
                 pstatus::USER,
@@ -726,7 +750,7 @@ fn with_current_p(sched: &Scheduler, f: impl FnOnce(&mut Local)) -> bool {
     // just won it back.
     f(unsafe { this.local() });
     if in_goroutine {
-        this.status.store(pstatus::USER, Ordering::Release);
+        this.hot.status.store(pstatus::USER, Ordering::Release);
     }
     true
 }
@@ -806,6 +830,7 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     };
     if sched
         .p(p)
+        .hot
         .status
         .compare_exchange(
             pstatus::USER,
@@ -824,7 +849,11 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match sched.take_idle_p() {
         Some(p) => {
             m.p.set(Some(p));
-            sched.p(p).status.store(pstatus::USER, Ordering::Release);
+            sched
+                .p(p)
+                .hot
+                .status
+                .store(pstatus::USER, Ordering::Release);
         }
         None => {
             let g = current_g().expect("blocking runs in a goroutine");
