@@ -10,7 +10,9 @@
 //! - the coroutine and the yielder pointer are touched only by the one M that moved the status
 //!   to `RUNNING` (resuming it) or by the goroutine itself while it runs (suspending);
 //! - status changes go through [`G::cas_status`], which waits while the `SCAN` bit is held, so
-//!   a collector holding the bit never sees a goroutine start running;
+//!   a collector holding the bit never sees a goroutine start running; only the M running a
+//!   goroutine moves it out of `RUNNING` ([`G::leave_running`]), as a scan never marks a
+//!   running goroutine;
 //! - a goroutine's stack never moves: the yielder, which lives on it, stays valid for the
 //!   coroutine's whole life.
 
@@ -165,6 +167,14 @@ impl G {
     pub(crate) unsafe fn set_coroutine(&self, coroutine: GoroutineCoroutine) {
         // SAFETY: exclusive by the caller's contract.
         unsafe { *self.coroutine.get() = Some(coroutine) };
+    }
+
+    /// Moves the status from `RUNNING` to `to`. A plain store suffices: a scan only takes the
+    /// `SCAN` bit of a runnable or waiting goroutine, so nothing else writes a running one's
+    /// status.
+    pub(crate) fn leave_running(&self, to: u32) {
+        debug_assert_eq!(self.status.load(Ordering::Relaxed), status::RUNNING);
+        self.status.store(to, Ordering::Release);
     }
 
     /// Moves the status from `from` to `to`, waiting while a scan holds the `SCAN` bit.

@@ -614,11 +614,11 @@ impl Scheduler {
         }
         match outcome {
             CoroutineResult::Yield(Switch::Yield) => {
-                g.cas_status(status::RUNNING, status::RUNNABLE);
+                g.leave_running(status::RUNNABLE);
                 self.requeue(m, g);
             }
             CoroutineResult::Yield(Switch::Park) => {
-                g.cas_status(status::RUNNING, status::WAITING);
+                g.leave_running(status::WAITING);
                 if !park::commit_park(&g.park) {
                     // A wake-up raced the switch.
                     g.cas_status(status::WAITING, status::RUNNABLE);
@@ -626,11 +626,11 @@ impl Scheduler {
                 }
             }
             CoroutineResult::Yield(Switch::Requeue) => {
-                g.cas_status(status::RUNNING, status::RUNNABLE);
+                g.leave_running(status::RUNNABLE);
                 self.ready(g, false);
             }
             CoroutineResult::Return(()) => {
-                g.cas_status(status::RUNNING, status::DEAD);
+                g.leave_running(status::DEAD);
                 super::registry::unregister(&g);
                 // SAFETY: this M ran the goroutine to its end.
                 drop(unsafe { g.take_coroutine() });
