@@ -12,7 +12,7 @@ use super::config;
 use super::g::{GRef, Switch};
 use super::join::{self, JoinHandle};
 use super::{registry, scheduler};
-use crate::stack::{Stack, StackSize};
+use crate::stack::StackSize;
 
 /// Configuration for a new goroutine: its name and stack size.
 ///
@@ -100,7 +100,7 @@ impl Builder {
                 .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?,
             None => sched.config.stack_size,
         };
-        let stack = Stack::new(size)?;
+        let stack = scheduler::take_stack(size)?;
         let g = GRef::new(self.name.map(String::into_boxed_str));
         // The fault handler finds the goroutine of a stack through the span's owner word.
         stack.set_owner(g.as_ptr() as u64);

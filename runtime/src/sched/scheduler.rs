@@ -25,6 +25,7 @@ use parking_lot::{Condvar, Mutex};
 use super::config::Config;
 use super::g::{G, GRef, Switch, WaitReason, status};
 use super::park;
+use crate::stack::{Stack, StackCache, StackError, StackSize};
 
 /// P status values.
 mod pstatus {
@@ -44,6 +45,8 @@ const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(30);
 struct Local {
     queue: Worker<GRef>,
     runnext: Option<GRef>,
+    /// Stacks for the goroutines this P spawns, from those it saw finish.
+    stacks: StackCache,
 }
 
 /// Aligned to 128 bytes (two cache lines, as adjacent-line prefetchers pair them), with the
@@ -166,6 +169,7 @@ impl Scheduler {
                     local: UnsafeCell::new(Local {
                         queue,
                         runnext: None,
+                        stacks: StackCache::new(),
                     }),
                 }
             })
@@ -633,7 +637,14 @@ impl Scheduler {
                 g.leave_running(status::DEAD);
                 super::registry::unregister(&g);
                 // SAFETY: this M ran the goroutine to its end.
-                drop(unsafe { g.take_coroutine() });
+                if let Some(coroutine) = unsafe { g.take_coroutine() } {
+                    let stack = coroutine.into_stack();
+                    match m.p.get() {
+                        // SAFETY: this M holds the P in RUNTIME status (it just took it back).
+                        Some(p) => stack.into_cache(&mut unsafe { self.p(p).local() }.stacks),
+                        None => drop(stack),
+                    }
+                }
                 self.count_goroutines(m.p.get(), -1);
             }
         }
@@ -720,15 +731,11 @@ pub(crate) fn current_g_ref() -> Option<GRef> {
 }
 
 /// Runs `f` on the local queues of the P held by this thread's M, from the M loop or from a
-/// goroutine (taking the P back from user status for the duration). `false` if the caller holds
+/// goroutine (taking the P back from user status for the duration). `None` if the caller holds
 /// no P: it is not an M, or sysmon retook the P.
-fn with_current_p(sched: &Scheduler, f: impl FnOnce(&mut Local)) -> bool {
-    let Some(m) = current_m() else {
-        return false;
-    };
-    let Some(p) = m.p.get() else {
-        return false;
-    };
+fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+    let m = current_m()?;
+    let p = m.p.get()?;
     let this = sched.p(p);
     let in_goroutine = !m.current.get().is_null();
     if in_goroutine
@@ -744,15 +751,22 @@ fn with_current_p(sched: &Scheduler, f: impl FnOnce(&mut Local)) -> bool {
             .is_err()
     {
         m.p.set(None);
-        return false;
+        return None;
     }
     // SAFETY: this M holds the P in RUNTIME status: the M loop always does, and a goroutine has
     // just won it back.
-    f(unsafe { this.local() });
+    let result = f(unsafe { this.local() });
     if in_goroutine {
         this.hot.status.store(pstatus::USER, Ordering::Release);
     }
-    true
+    Some(result)
+}
+
+/// A stack for a new goroutine, from the caller's P's cache if it holds a P.
+pub(crate) fn take_stack(size: StackSize) -> Result<Stack, StackError> {
+    let sched = get().expect("goroutines are spawned with the scheduler running");
+    with_current_p(sched, |local| Stack::from_cache(&mut local.stacks, size))
+        .unwrap_or_else(|| Stack::new(size))
 }
 
 /// Who to wake when something a waiter waits for happens.

@@ -34,6 +34,7 @@ use self::raw::RawStack;
 use crate::heap::HeapError;
 
 pub use self::guard::{GuardMode, guard_mode};
+pub(crate) use self::pool::StackCache;
 pub use self::size::{StackSize, StackSizeError};
 
 /// A goroutine stack: a guarded span of the span heap that a coroutine can run on.
@@ -163,6 +164,24 @@ impl Stack {
 }
 
 impl Stack {
+    /// A stack from `cache` (a P's), the global pool, or the heap.
+    pub(crate) fn from_cache(cache: &mut StackCache, size: StackSize) -> Result<Stack, StackError> {
+        let raw = match cache.take(size) {
+            Some(raw) => raw,
+            None => RawStack::allocate(size)?,
+        };
+        Ok(Stack {
+            raw: ManuallyDrop::new(raw),
+        })
+    }
+
+    /// Returns the stack to `cache` (a P's) instead of the thread's.
+    pub(crate) fn into_cache(self, cache: &mut StackCache) {
+        let mut stack = ManuallyDrop::new(self);
+        // SAFETY: `stack` is never used or dropped again, so `raw` is taken exactly once.
+        cache.put(unsafe { ManuallyDrop::take(&mut stack.raw) });
+    }
+
     /// Records who runs on the stack (the goroutine), for the fault handler.
     pub(crate) fn set_owner(&self, owner: u64) {
         self.raw.set_owner(owner);

@@ -1,14 +1,15 @@
-//! Stack caches: a per-thread cache in front of a global pool, per size class (Go's stackcache
-//! and stackpool).
+//! Stack caches: small caches in front of a global pool, per size class (Go's stackcache and
+//! stackpool). Each scheduler processor (P) has a cache for the goroutines it spawns and
+//! finishes; each thread has one for stacks used outside goroutines.
 //!
-//! Taking and returning a stack touches only the calling thread's cache; the global pool's lock
-//! is taken once per batch of half a cache, and the heap only when the pool is empty or full.
+//! Taking and returning a stack touches only the caller's cache; the global pool's lock is
+//! taken once per batch of half a cache, and the heap only when the pool is empty or full.
 //!
 //! Invariants:
 //! - cached and pooled stacks keep their committed pages and their guard, so reuse costs no
 //!   system call;
 //! - a stack leaves the pool for the heap only through `RawStack::release`;
-//! - each cache holds at most `thread_capacity` stacks of a class, each pool `pool_capacity`.
+//! - each cache holds at most `cache_capacity` stacks of a class, the pool `pool_capacity`.
 
 use std::cell::RefCell;
 
@@ -21,38 +22,60 @@ use crate::sync::Mutex;
 static POOL: [Mutex<Vec<RawStack>>; CLASSES] = [const { Mutex::new(Vec::new()) }; CLASSES];
 
 thread_local! {
-    static CACHE: RefCell<ThreadCache> = const { RefCell::new(ThreadCache::new()) };
+    static THREAD_CACHE: RefCell<StackCache> = const { RefCell::new(StackCache::new()) };
 }
 
-/// Reservation bytes a thread keeps cached per class (at least 2, at most 64 stacks).
-const THREAD_CACHE_BYTES: usize = 4 << 20;
+/// Reservation bytes a cache keeps per class (at least 2, at most 64 stacks).
+const CACHE_BYTES: usize = 4 << 20;
 /// Reservation bytes the global pool keeps per class (at least 2, at most 65,536 stacks): a
 /// burst of goroutines that exit together comes back as a burst, so the pool keeps what it gets
 /// (mostly address space; a recycled stack usually has one page committed) and leaves trimming
 /// to the collector's scavenger.
 const POOL_BYTES: usize = 4 << 30;
 
-pub(crate) fn thread_capacity(size: StackSize) -> usize {
-    (THREAD_CACHE_BYTES / size.bytes()).clamp(2, 64)
+pub(crate) fn cache_capacity(size: StackSize) -> usize {
+    (CACHE_BYTES / size.bytes()).clamp(2, 64)
 }
 
 pub(crate) fn pool_capacity(size: StackSize) -> usize {
     (POOL_BYTES / size.bytes()).clamp(2, 65_536)
 }
 
-struct ThreadCache {
+/// A cache of stacks per class, owned by one P or one thread.
+pub(crate) struct StackCache {
     classes: [Vec<RawStack>; CLASSES],
 }
 
-impl ThreadCache {
-    const fn new() -> Self {
-        ThreadCache {
+impl StackCache {
+    pub(crate) const fn new() -> Self {
+        StackCache {
             classes: [const { Vec::new() }; CLASSES],
+        }
+    }
+
+    /// A cached or pooled stack of `size`, if any.
+    pub(crate) fn take(&mut self, size: StackSize) -> Option<RawStack> {
+        let stacks = &mut self.classes[size.class()];
+        if stacks.is_empty() {
+            let mut pooled = POOL[size.class()].lock();
+            let keep = pooled.len().saturating_sub(cache_capacity(size) / 2);
+            stacks.extend(pooled.drain(keep..));
+        }
+        stacks.pop()
+    }
+
+    /// Keeps a stack, spilling half of a full cache to the pool.
+    pub(crate) fn put(&mut self, stack: RawStack) {
+        let size = stack.size();
+        let stacks = &mut self.classes[size.class()];
+        stacks.push(stack);
+        if stacks.len() > cache_capacity(size) {
+            spill(size, stacks, cache_capacity(size) / 2);
         }
     }
 }
 
-impl Drop for ThreadCache {
+impl Drop for StackCache {
     fn drop(&mut self) {
         for stacks in &mut self.classes {
             if let Some(size) = stacks.first().map(RawStack::size) {
@@ -62,36 +85,24 @@ impl Drop for ThreadCache {
     }
 }
 
-/// A stack of `size`: cached, pooled, or new from the heap.
+/// A stack of `size` from the calling thread's cache, the global pool, or the heap.
 pub(crate) fn take(size: StackSize) -> Result<RawStack, StackError> {
-    let cached = CACHE.try_with(|cache| {
-        let stacks = &mut cache.borrow_mut().classes[size.class()];
-        if stacks.is_empty() {
-            let mut pooled = POOL[size.class()].lock();
-            let keep = pooled.len().saturating_sub(thread_capacity(size) / 2);
-            stacks.extend(pooled.drain(keep..));
-        }
-        stacks.pop()
-    });
-    match cached {
+    match THREAD_CACHE.try_with(|cache| cache.borrow_mut().take(size)) {
         Ok(Some(stack)) => Ok(stack),
         Ok(None) | Err(_) => RawStack::allocate(size),
     }
 }
 
-/// Returns a stack to the calling thread's cache, spilling half of a full cache to the pool.
+/// Returns a stack to the calling thread's cache (or, if the thread is exiting, to the pool).
 pub(crate) fn give_back(stack: RawStack) {
-    let size = stack.size();
     let mut stack = Some(stack);
-    // If the thread is exiting its cache is gone, and the stack goes straight to the pool.
-    let _ = CACHE.try_with(|cache| {
-        let stacks = &mut cache.borrow_mut().classes[size.class()];
-        stacks.extend(stack.take());
-        if stacks.len() > thread_capacity(size) {
-            spill(size, stacks, thread_capacity(size) / 2);
-        }
+    let _ = THREAD_CACHE.try_with(|cache| {
+        cache
+            .borrow_mut()
+            .put(stack.take().expect("given back once"))
     });
     if let Some(stack) = stack {
+        let size = stack.size();
         spill(size, &mut vec![stack], 0);
     }
 }

@@ -120,7 +120,7 @@ fn a_warm_stack_comes_back_from_the_thread_cache_with_its_pages() {
 #[test]
 fn a_full_cache_spills_to_the_pool_and_the_pool_to_the_heap() {
     let size = StackSize::MAX;
-    let (cache, pool) = (pool::thread_capacity(size), pool::pool_capacity(size));
+    let (cache, pool) = (pool::cache_capacity(size), pool::pool_capacity(size));
     let stacks: Vec<Stack> = (0..cache + pool + 3)
         .map(|_| Stack::new(size).unwrap())
         .collect();
