@@ -33,6 +33,7 @@ const CACHE_BYTES: usize = 4 << 20;
 /// to the collector's scavenger.
 const POOL_BYTES: usize = 4 << 30;
 
+#[inline]
 pub(crate) fn cache_capacity(size: StackSize) -> usize {
     (CACHE_BYTES / size.bytes()).clamp(2, 64)
 }
@@ -54,6 +55,7 @@ impl StackCache {
     }
 
     /// A cached or pooled stack of `size`, if any.
+    #[inline]
     pub(crate) fn take(&mut self, size: StackSize) -> Option<RawStack> {
         let stacks = &mut self.classes[size.class()];
         if stacks.is_empty() {
@@ -65,6 +67,7 @@ impl StackCache {
     }
 
     /// Keeps a stack, spilling half of a full cache to the pool.
+    #[inline]
     pub(crate) fn put(&mut self, stack: RawStack) {
         let size = stack.size();
         let stacks = &mut self.classes[size.class()];
@@ -86,6 +89,7 @@ impl Drop for StackCache {
 }
 
 /// A stack of `size` from the calling thread's cache, the global pool, or the heap.
+#[inline]
 pub(crate) fn take(size: StackSize) -> Result<RawStack, StackError> {
     match THREAD_CACHE.try_with(|cache| cache.borrow_mut().take(size)) {
         Ok(Some(stack)) => Ok(stack),
@@ -94,6 +98,7 @@ pub(crate) fn take(size: StackSize) -> Result<RawStack, StackError> {
 }
 
 /// Returns a stack to the calling thread's cache (or, if the thread is exiting, to the pool).
+#[inline]
 pub(crate) fn give_back(stack: RawStack) {
     let mut stack = Some(stack);
     let _ = THREAD_CACHE.try_with(|cache| {
