@@ -115,3 +115,29 @@ fn large_results_and_unclaimed_results_are_handled() {
     }
     assert_eq!(drops.load(Ordering::SeqCst), 100);
 }
+
+#[test]
+fn a_detached_result_whose_drop_panics_or_joins_does_not_stall_the_scheduler() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("dropping a detached result");
+        }
+    }
+    struct JoinsOnDrop(Option<gort::JoinHandle<u32>>);
+    impl Drop for JoinsOnDrop {
+        fn drop(&mut self) {
+            assert_eq!(self.0.take().unwrap().join().unwrap(), 5);
+        }
+    }
+    for _ in 0..50 {
+        drop(gort::spawn(|| PanicsOnDrop));
+        drop(gort::spawn(|| JoinsOnDrop(Some(gort::spawn(|| 5)))));
+    }
+    // Everything still runs: each of these needs every processor at some point.
+    let handles: Vec<_> = (0..100).map(|i| gort::spawn(move || i)).collect();
+    assert_eq!(
+        handles.into_iter().map(|h| h.join().unwrap()).sum::<i32>(),
+        4950
+    );
+}

@@ -69,3 +69,42 @@ fn a_goroutine_in_blocking_does_not_stop_the_others() {
         gort::blocking(|| std::thread::sleep(Duration::from_millis(200)))
     }));
 }
+
+#[test]
+fn two_goroutines_handing_off_to_each_other_do_not_starve_the_queue() {
+    one_processor();
+    let third_ran = Arc::new(AtomicBool::new(false));
+    let slots: Arc<[std::sync::Mutex<Option<gort::Goroutine>>; 2]> = Arc::new(Default::default());
+    // A and B wake each other through `runnext` until a third goroutine, queued behind them on
+    // the same processor, has run. Bounded, so a starved queue fails instead of hanging.
+    let handoff = |me: usize| {
+        let (third_ran, slots) = (Arc::clone(&third_ran), Arc::clone(&slots));
+        gort::spawn(move || {
+            *slots[me].lock().unwrap() = gort::current();
+            let other = loop {
+                if let Some(other) = slots[1 - me].lock().unwrap().clone() {
+                    break other;
+                }
+                gort::yield_now();
+            };
+            if me == 0 {
+                // Spawned from here, it waits in this processor's local queue.
+                let third_ran = Arc::clone(&third_ran);
+                drop(gort::spawn(move || {
+                    third_ran.store(true, Ordering::Release)
+                }));
+            }
+            let mut rounds = 0u32;
+            while !third_ran.load(Ordering::Acquire) && rounds < 1_000_000 {
+                other.unpark();
+                gort::park();
+                rounds += 1;
+            }
+            other.unpark();
+            third_ran.load(Ordering::Acquire)
+        })
+    };
+    let (a, b) = (handoff(0), handoff(1));
+    assert!(a.join().unwrap());
+    assert!(b.join().unwrap());
+}

@@ -552,9 +552,11 @@ impl Drop for Heap {
 }
 
 #[cfg(not(loom))]
+static HEAP: std::sync::OnceLock<Heap> = std::sync::OnceLock::new();
+
+#[cfg(not(loom))]
 #[inline]
 fn global() -> &'static Heap {
-    static HEAP: std::sync::OnceLock<Heap> = std::sync::OnceLock::new();
     HEAP.get_or_init(|| Heap::new(AddressSource::mmap()))
 }
 
@@ -620,6 +622,13 @@ pub fn free_span(span: SpanHandle) {
 #[inline]
 pub fn span_of(addr: usize) -> Option<SpanInfo> {
     global().span_of(addr)
+}
+
+/// [`span_of`] for a signal handler: never initialises the heap (which allocates), and answers
+/// `None` if nothing has used the heap yet.
+#[cfg(not(loom))]
+pub(crate) fn span_of_in_signal_handler(addr: usize) -> Option<SpanInfo> {
+    HEAP.get()?.span_of(addr)
 }
 
 /// Builds the report for an address that [`span_of`] did not resolve, naming the pointer, the

@@ -6,6 +6,9 @@
 //! Invariants:
 //! - a goroutine completes once: the result is stored and `done` set under the record's join
 //!   lock, and the waiter registered at that moment is woken after the lock is released;
+//! - a result nobody will take is dropped by the goroutine (its handle was dropped first) or by
+//!   the thread dropping the handle (the goroutine finished first), never by the scheduler: user
+//!   `Drop` code must not run on an M that holds its P;
 //! - the slot holds a value of exactly the type `thread::Result<T>` of the `JoinHandle<T>` made
 //!   with the goroutine (both come from the one `Builder::spawn` call);
 //! - a waiter re-checks `done` after every wake-up (wake-ups may be spurious).
@@ -56,6 +59,16 @@ impl ResultSlot {
         }
     }
 
+    /// Takes the value out, if the slot holds one.
+    ///
+    /// # Safety
+    ///
+    /// As for `take`.
+    unsafe fn take_if_full<R>(&mut self) -> Option<R> {
+        // SAFETY: forwarded.
+        self.drop.is_some().then(|| unsafe { self.take() })
+    }
+
     /// Takes the value out.
     ///
     /// # Safety
@@ -102,6 +115,8 @@ unsafe fn drop_boxed<R>(at: *mut MaybeUninit<usize>) {
 /// A goroutine's completion: its result, and who waits for it.
 pub(crate) struct JoinState {
     done: bool,
+    /// The handle was dropped before the goroutine finished.
+    detached: bool,
     waiter: Option<Waiter>,
     result: ResultSlot,
 }
@@ -110,20 +125,30 @@ impl JoinState {
     pub(crate) const fn new() -> Self {
         JoinState {
             done: false,
+            detached: false,
             waiter: None,
             result: ResultSlot::empty(),
         }
     }
 }
 
-/// Stores the running goroutine's result and wakes its joiner, if any.
+/// Stores the running goroutine's result and wakes its joiner, if any; drops the result here,
+/// in the goroutine, if its handle is gone.
 pub(crate) fn complete<T>(g: &G, result: thread::Result<T>) {
-    let waiter = {
+    let (waiter, unclaimed) = {
         let mut state = g.join.lock();
-        state.result.put(result);
         state.done = true;
-        state.waiter.take()
+        if state.detached {
+            (None, Some(result))
+        } else {
+            state.result.put(result);
+            (state.waiter.take(), None)
+        }
     };
+    if unclaimed.is_some() {
+        // A panicking `Drop` must not unwind out of the goroutine into its M.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(unclaimed)));
+    }
     if let Some(waiter) = waiter {
         waiter.wake();
     }
@@ -206,6 +231,23 @@ impl<T> JoinHandle<T> {
     /// ```
     pub fn id(&self) -> GoroutineId {
         self.g.id
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let unclaimed = {
+            let mut state = self.g.join.lock();
+            if state.done {
+                // SAFETY: the slot holds this handle's `thread::Result<T>`, if anything (module
+                // invariant); `join` takes it before this runs.
+                unsafe { state.result.take_if_full::<thread::Result<T>>() }
+            } else {
+                state.detached = true;
+                None
+            }
+        };
+        drop(unclaimed);
     }
 }
 

@@ -187,6 +187,10 @@ mod public {
     ///
     /// Without it, sysmon hands the processor off after 10 ms anyway; `blocking` saves those 10 ms.
     ///
+    /// Goroutines that must run on this same thread (locked with [`lock_os_thread`], or every
+    /// goroutine that first ran here under `migration(false)`) wait until `f` returns: they cannot
+    /// move. Do not make `f` wait for one of them.
+    ///
     /// # Examples
     ///
     /// ```

@@ -12,7 +12,9 @@
 //! - it only calls async-signal-safe functions (`write`, `sigaction`, `abort`) and allocates
 //!   nothing;
 //! - a stack span's owner word points at the goroutine running on it, which is alive while it
-//!   runs, and a fault in its guard can only come from it.
+//!   runs, and a fault in its guard can only come from it; the M clears the word when the
+//!   goroutine finishes, before the stack is reused or the record recycled;
+//! - the heap lookup never initialises the heap (that allocates).
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -96,7 +98,7 @@ extern "C" fn on_fault(
 ) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(span) = heap::span_of(addr)
+    if let Some(span) = heap::span_of_in_signal_handler(addr)
         && span.kind() == SpanKind::Stack
         && addr < span.base() + GUARD_BYTES
         && span.owner() != 0

@@ -39,12 +39,17 @@ mod pstatus {
 
 /// How often the global queue is checked first, so that nothing in it starves (Go's 61).
 const GLOBAL_QUEUE_INTERVAL: u64 = 61;
+/// Goroutines an M takes from `runnext` in a row before it looks at its queue first.
+const RUNNEXT_STREAK: u32 = 61;
 /// How long a spinning M keeps looking for work to steal before it gives up its P and sleeps.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(30);
 
 struct Local {
     queue: Worker<GRef>,
     runnext: Option<GRef>,
+    /// Goroutines taken from `runnext` in a row; past `RUNNEXT_STREAK` the queue goes first, so
+    /// two goroutines handing off to each other cannot starve it.
+    runnext_streak: u32,
     /// Stacks for the goroutines this P spawns, from those it saw finish.
     stacks: StackCache,
 }
@@ -122,6 +127,8 @@ pub(crate) struct Scheduler {
     idle: Mutex<Idle>,
     npidle: AtomicUsize,
     nmspinning: AtomicUsize,
+    /// Ms on `Idle::want_p`, readable without the lock.
+    nwant_p: AtomicUsize,
     next_m: AtomicUsize,
     /// Goroutines spawned or finished where no P was held (see `P::goroutines`).
     goroutines_off_p: std::sync::atomic::AtomicI64,
@@ -130,6 +137,8 @@ pub(crate) struct Scheduler {
 /// Plain threads blocked in a gort wait (a join, a park): they can wake no goroutine until a
 /// goroutine wakes them.
 static EXTERNAL_WAITERS: AtomicUsize = AtomicUsize::new(0);
+/// Wake-ups sent to plain threads (a woken thread counts as a waiter until it runs).
+static EXTERNAL_WAKES: AtomicU64 = AtomicU64::new(0);
 
 static SCHEDULER: OnceLock<Scheduler> = OnceLock::new();
 
@@ -169,6 +178,7 @@ impl Scheduler {
                     local: UnsafeCell::new(Local {
                         queue,
                         runnext: None,
+                        runnext_streak: 0,
                         stacks: StackCache::new(),
                     }),
                 }
@@ -182,6 +192,7 @@ impl Scheduler {
             }),
             npidle: AtomicUsize::new(config.procs),
             nmspinning: AtomicUsize::new(0),
+            nwant_p: AtomicUsize::new(0),
             next_m: AtomicUsize::new(0),
             goroutines_off_p: std::sync::atomic::AtomicI64::new(0),
             global: Injector::new(),
@@ -256,7 +267,7 @@ impl Scheduler {
             .hot
             .status
             .store(pstatus::RUNTIME, Ordering::Release);
-        if let Some(m) = take_waiting_m(&mut idle) {
+        if let Some(m) = self.take_waiting_m(&mut idle) {
             drop(idle);
             if spinning {
                 self.nmspinning.fetch_sub(1, Ordering::SeqCst);
@@ -304,6 +315,7 @@ impl Scheduler {
             None => {
                 let m = Arc::clone(&idle.ms[at]);
                 idle.want_p.push(m);
+                self.nwant_p.fetch_add(1, Ordering::Release);
             }
         }
     }
@@ -326,7 +338,7 @@ impl Scheduler {
     /// Puts the P on the idle list.
     fn release_p(&self, p: usize) {
         let mut idle = self.idle.lock();
-        if let Some(m) = take_waiting_m(&mut idle) {
+        if let Some(m) = self.take_waiting_m(&mut idle) {
             drop(idle);
             give(&m, Handoff { p, spinning: false });
             return;
@@ -380,6 +392,17 @@ impl Scheduler {
             .map(|p| (p.id, p.hot.tick.load(Ordering::Relaxed)))
     }
 
+    /// A number that changes whenever a goroutine runs or a plain thread is woken: the deadlock
+    /// check requires it unchanged between its two looks.
+    pub(crate) fn activity(&self) -> u64 {
+        let ticks: u64 = self
+            .ps
+            .iter()
+            .map(|p| p.hot.tick.load(Ordering::SeqCst))
+            .sum();
+        ticks.wrapping_add(EXTERNAL_WAKES.load(Ordering::SeqCst))
+    }
+
     /// The number of live goroutines.
     pub(crate) fn goroutines(&self) -> usize {
         let on_ps: i64 = self
@@ -427,6 +450,26 @@ impl Scheduler {
         std::fs::read_dir("/proc/self/task").is_ok_and(|threads| threads.count() <= ours)
     }
 
+    /// Hands P `p` (held in RUNTIME status, its queues with it) to an M that waits with locked
+    /// goroutines; `false` if none waits.
+    fn give_to_waiting_m(&self, p: usize) -> bool {
+        let mut idle = self.idle.lock();
+        let Some(m) = self.take_waiting_m(&mut idle) else {
+            return false;
+        };
+        drop(idle);
+        give(&m, Handoff { p, spinning: false });
+        true
+    }
+
+    /// An idle M waiting for a P to run its locked goroutines, taken off the idle lists.
+    fn take_waiting_m(&self, idle: &mut Idle) -> Option<Arc<M>> {
+        let m = idle.want_p.pop()?;
+        self.nwant_p.fetch_sub(1, Ordering::Release);
+        idle.ms.retain(|idle_m| !Arc::ptr_eq(idle_m, &m));
+        Some(m)
+    }
+
     /// Takes an idle P, if any.
     fn take_idle_p(&self) -> Option<usize> {
         let p = self.idle.lock().ps.pop()?;
@@ -454,6 +497,7 @@ impl Scheduler {
                     return Handoff { p, spinning: false };
                 }
                 idle.want_p.push(Arc::clone(m));
+                self.nwant_p.fetch_add(1, Ordering::Release);
             }
             idle.ms.push(Arc::clone(m));
             drop(idle);
@@ -473,6 +517,7 @@ impl Scheduler {
         let local = MLocal {
             m: Arc::clone(&m),
             p: Cell::new(None),
+            ran_with_p: Cell::new(false),
             spinning: Cell::new(false),
             current: Cell::new(std::ptr::null()),
         };
@@ -483,6 +528,7 @@ impl Scheduler {
                 None => {
                     let handoff = self.stopm(&m);
                     local.p.set(Some(handoff.p));
+                    local.ran_with_p.set(false);
                     local.spinning.set(handoff.spinning);
                     handoff.p
                 }
@@ -493,8 +539,21 @@ impl Scheduler {
         }
     }
 
-    /// A goroutine to run on P `p`, or `None` after giving up the P (nothing to do).
+    /// A goroutine to run on P `p`, or `None` after giving up the P (nothing to do, or an M with
+    /// locked goroutines waits for a P).
     fn find_runnable(&'static self, m: &MLocal, p: usize) -> Option<GRef> {
+        // Only after running something with the P: two Ms that both have locked work would
+        // otherwise hand it back and forth without either running anything.
+        if m.ran_with_p.get()
+            && self.nwant_p.load(Ordering::Acquire) > 0
+            && self.give_to_waiting_m(p)
+        {
+            m.p.set(None);
+            if m.spinning.replace(false) {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            return None;
+        }
         let this = self.p(p);
         // SAFETY: this M holds `p` in RUNTIME status (it just got it or kept it).
         let local = unsafe { this.local() };
@@ -511,7 +570,14 @@ impl Scheduler {
         {
             return Some(self.found_work(m, g));
         }
-        if let Some(g) = local.runnext.take().or_else(|| local.queue.pop()) {
+        if local.runnext_streak < RUNNEXT_STREAK
+            && let Some(g) = local.runnext.take()
+        {
+            local.runnext_streak += 1;
+            return Some(self.found_work(m, g));
+        }
+        local.runnext_streak = 0;
+        if let Some(g) = local.queue.pop().or_else(|| local.runnext.take()) {
             return Some(self.found_work(m, g));
         }
         if !m.m.locked.is_empty()
@@ -585,6 +651,7 @@ impl Scheduler {
 
     fn execute(&'static self, m: &MLocal, g: GRef) {
         let p = m.p.get().expect("an M runs goroutines only with a P");
+        m.ran_with_p.set(true);
         let this = self.p(p);
         this.hot
             .tick
@@ -639,6 +706,8 @@ impl Scheduler {
                 // SAFETY: this M ran the goroutine to its end.
                 if let Some(coroutine) = unsafe { g.take_coroutine() } {
                     let stack = coroutine.into_stack();
+                    // The record may be recycled from here on: the fault handler must not find it.
+                    stack.set_owner(0);
                     match m.p.get() {
                         // SAFETY: this M holds the P in RUNTIME status (it just took it back).
                         Some(p) => stack.into_cache(&mut unsafe { self.p(p).local() }.stacks),
@@ -672,13 +741,6 @@ fn give(m: &M, handoff: Handoff) {
     m.wake.notify_one();
 }
 
-/// An idle M waiting for a P to run its locked goroutines, taken off the idle lists.
-fn take_waiting_m(idle: &mut Idle) -> Option<Arc<M>> {
-    let m = idle.want_p.pop()?;
-    idle.ms.retain(|idle_m| !Arc::ptr_eq(idle_m, &m));
-    Some(m)
-}
-
 fn steal(mut attempt: impl FnMut() -> Steal<GRef>) -> Option<GRef> {
     loop {
         match attempt() {
@@ -694,6 +756,8 @@ fn steal(mut attempt: impl FnMut() -> Steal<GRef>) -> Option<GRef> {
 struct MLocal {
     m: Arc<M>,
     p: Cell<Option<usize>>,
+    /// Whether this M has run a goroutine since it got its P.
+    ran_with_p: Cell<bool>,
     spinning: Cell<bool>,
     current: Cell<*const G>,
 }
@@ -787,7 +851,10 @@ impl Waiter {
     pub(crate) fn wake(self) {
         match self {
             Waiter::Goroutine(g) => unpark(g),
-            Waiter::Thread(thread) => thread.unpark(),
+            Waiter::Thread(thread) => {
+                EXTERNAL_WAKES.fetch_add(1, Ordering::SeqCst);
+                thread.unpark();
+            }
         }
     }
 }
@@ -858,8 +925,12 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
     m.p.set(None);
     let result = f();
-    // Back: run on with an idle P, or queue for the next M that has one.
+    // Back: run on with an idle P, or queue for the next M that has one. If `f` switched
+    // goroutines, this one may have resumed on an M that holds a P already.
     let m = current_m().expect("still on an M");
+    if m.p.get().is_some() {
+        return result;
+    }
     match sched.take_idle_p() {
         Some(p) => {
             m.p.set(Some(p));

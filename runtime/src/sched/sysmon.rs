@@ -3,8 +3,8 @@
 //! the P's other goroutines run on.
 //!
 //! It also reports a deadlock, like Go: when every goroutine waits and nothing can wake any of
-//! them, on two checks in a row, it prints each goroutine with what it waits for and exits with
-//! status 2.
+//! them, on two consecutive checks with no scheduling or thread wake-up in between, it prints
+//! each goroutine with what it waits for and exits with status 2.
 //!
 //! Invariant: sysmon only retakes a P it saw running user code at the same scheduling tick for
 //! the whole retake interval; the P's status CAS (`USER -> RUNTIME`) makes the retake exclusive
@@ -34,7 +34,8 @@ pub(crate) fn start(sched: &'static Scheduler) {
 fn run(sched: &'static Scheduler) {
     // P -> (tick, when sysmon first saw it at that tick).
     let mut seen: HashMap<usize, (u64, Instant)> = HashMap::new();
-    let mut asleep_before = false;
+    // The activity count at the last check that found every goroutine asleep.
+    let mut asleep_before: Option<u64> = None;
     loop {
         let now = Instant::now();
         let mut busy = false;
@@ -51,13 +52,16 @@ fn run(sched: &'static Scheduler) {
             still.insert(p, (tick, since));
         }
         seen = still;
-        if !busy {
-            let asleep = sched.all_asleep();
-            if asleep && asleep_before {
+        asleep_before = if busy {
+            None
+        } else {
+            let activity = sched.activity();
+            let asleep = sched.all_asleep() && activity == sched.activity();
+            if asleep && asleep_before == Some(activity) {
                 report_deadlock();
             }
-            asleep_before = asleep;
-        }
+            asleep.then_some(activity)
+        };
         thread::sleep(if busy { BUSY_POLL } else { IDLE_POLL });
     }
 }
