@@ -193,12 +193,16 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(handle.join().unwrap(), "done");
     /// ```
     pub fn join(self) -> thread::Result<T> {
+        // The result is taken here, so `Drop` has nothing to do: skip its second lock.
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is neither used nor dropped after its record reference is moved out.
+        let g = unsafe { std::ptr::read(&this.g) };
         loop {
             {
-                let mut state = self.g.join.lock();
+                let mut state = g.join.lock();
                 if state.done {
                     // SAFETY: the goroutine's body stored a `thread::Result<T>` (module
-                    // invariant), and `self` is consumed, so it is taken once.
+                    // invariant), and the handle is consumed, so it is taken once.
                     return unsafe { state.result.take() };
                 }
                 state.waiter = Some(Waiter::current());

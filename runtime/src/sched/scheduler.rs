@@ -94,6 +94,19 @@ impl P {
         unsafe { &mut *self.local.get() }
     }
 
+    /// Takes the P back from user status (`USER -> RUNTIME`); `false` if sysmon retook it.
+    fn take_back(&self) -> bool {
+        self.hot
+            .status
+            .compare_exchange(
+                pstatus::USER,
+                pstatus::RUNTIME,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
     fn has_work(&self) -> bool {
         !self.stealer.is_empty()
     }
@@ -366,18 +379,7 @@ impl Scheduler {
     /// Retakes a P whose M has run one goroutine's user code since `tick`: called by sysmon.
     pub(crate) fn retake(&'static self, p: usize, tick: u64) -> bool {
         let this = self.p(p);
-        if this.hot.tick.load(Ordering::Relaxed) != tick
-            || this
-                .hot
-                .status
-                .compare_exchange(
-                    pstatus::USER,
-                    pstatus::RUNTIME,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_err()
-        {
+        if this.hot.tick.load(Ordering::Relaxed) != tick || !this.take_back() {
             return false;
         }
         self.handoff_p(p);
@@ -668,17 +670,7 @@ impl Scheduler {
         // Back in the runtime: take the P back unless sysmon retook it (or the goroutine gave it
         // away in `blocking`).
         if let Some(p) = m.p.get() {
-            let kept = self
-                .p(p)
-                .hot
-                .status
-                .compare_exchange(
-                    pstatus::USER,
-                    pstatus::RUNTIME,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok();
+            let kept = self.p(p).take_back();
             if !kept {
                 m.p.set(None);
             }
@@ -802,18 +794,7 @@ fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&mut Local) -> R) -> Opti
     let p = m.p.get()?;
     let this = sched.p(p);
     let in_goroutine = !m.current.get().is_null();
-    if in_goroutine
-        && this
-            .hot
-            .status
-            .compare_exchange(
-                pstatus::USER,
-                pstatus::RUNTIME,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-    {
+    if in_goroutine && !this.take_back() {
         m.p.set(None);
         return None;
     }
@@ -909,18 +890,7 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let Some(p) = m.p.get().filter(|_| !m.current.get().is_null()) else {
         return f();
     };
-    if sched
-        .p(p)
-        .hot
-        .status
-        .compare_exchange(
-            pstatus::USER,
-            pstatus::RUNTIME,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_ok()
-    {
+    if sched.p(p).take_back() {
         sched.handoff_p(p);
     }
     m.p.set(None);
