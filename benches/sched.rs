@@ -138,8 +138,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // SAFETY: the closures spawned here touch no thread-local storage, which is what may's
-    // `spawn` asks its callers to guarantee.
+    // SAFETY: the closures here touch no thread-locals, as may's `spawn` requires.
     unsafe { may::coroutine::spawn(f) }
 }
 

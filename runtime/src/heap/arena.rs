@@ -130,8 +130,7 @@ impl AddressSource {
 /// Reserves `len` bytes of read-write address space that commit on first touch, at `hint` if
 /// that range is free (0: anywhere). Answers the start, or the errno of the refusal.
 pub(crate) fn reserve_address_space(len: usize, hint: usize) -> Result<usize, i32> {
-    // SAFETY: without MAP_FIXED the hint is only a hint: the kernel never places a new mapping
-    // over an existing one, so the fresh mapping aliases nothing.
+    // SAFETY: without MAP_FIXED the kernel never maps over existing memory: nothing aliases.
     let start = unsafe {
         libc::mmap(
             hint as *mut libc::c_void,
@@ -161,8 +160,7 @@ impl Arena {
 
 /// Unmaps a reservation made by [`reserve_address_space`].
 pub(crate) fn unmap(start: usize, len: usize) {
-    // SAFETY: `[start, start + len)` is a mapping made by `reserve_address_space`, and its user
-    // (a heap that is being dropped, or one that never handed the addresses out) is done with it.
+    // SAFETY: our own reservation, whose heap is gone or never handed it out.
     let rc = unsafe { libc::munmap(start as *mut libc::c_void, len) };
     debug_assert_eq!(rc, 0, "munmap of an arena failed");
 }

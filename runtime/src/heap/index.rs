@@ -80,8 +80,7 @@ impl Index {
     #[inline]
     pub(crate) fn lookup(&self, addr: usize) -> Option<NonNull<Span>> {
         let table = self.l1.get(addr >> REGION_SHIFT)?.load(Ordering::Acquire);
-        // SAFETY: a non-null first-level entry points at a second-level table that lives as long
-        // as the index (module invariant), and the acquire load synchronises with its install.
+        // SAFETY: installed tables live as long as the index; the acquire load saw the install.
         let table = unsafe { table.as_ref()? };
         let page = (addr >> PAGE_SHIFT) & (L2_LEN - 1);
         NonNull::new(table.spans[page].load(Ordering::Acquire))
@@ -89,8 +88,7 @@ impl Index {
 
     fn entry(&self, page: usize) -> &AtomicPtr<Span> {
         let table = self.l1[page >> (REGION_SHIFT - PAGE_SHIFT)].load(Ordering::Acquire);
-        // SAFETY: the heap installs a region's table before allocating any span in it, and
-        // tables live as long as the index (module invariant).
+        // SAFETY: tables are installed before spans in them and live as long as the index.
         let table = unsafe { table.as_ref() }.expect("region table installed before use");
         &table.spans[page & (L2_LEN - 1)]
     }
@@ -101,8 +99,7 @@ impl Drop for Index {
         for slot in self.l1.iter() {
             let table = slot.load(Ordering::Relaxed);
             if !table.is_null() {
-                // SAFETY: non-null entries came from `self.tables`, and `&mut self` means no
-                // reader is left.
+                // SAFETY: entries came from `self.tables`; `&mut self` leaves no reader.
                 unsafe { self.tables.release(table) };
             }
         }

@@ -233,8 +233,7 @@ impl SpanHandle {
 
     #[inline]
     fn span(&self) -> &Span {
-        // SAFETY: the span lives in its heap's type-stable storage, which outlives the handle
-        // (see `Send` above), and the handle keeps it `InUse`.
+        // SAFETY: type-stable storage outlives the handle, which keeps the span `InUse`.
         unsafe { self.span.as_ref() }
     }
 }

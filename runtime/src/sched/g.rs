@@ -205,8 +205,7 @@ impl G {
 
     /// The M this goroutine must run on, if any.
     pub(crate) fn locked_m(&self) -> Option<&'static M> {
-        // SAFETY: Ms are never freed (the scheduler leaks a reference to each), so a pointer to
-        // one is valid for the rest of the process.
+        // SAFETY: Ms are never freed (the scheduler leaks a reference to each).
         unsafe { self.locked_to.load(Ordering::Acquire).as_ref() }
     }
 
@@ -255,8 +254,7 @@ impl G {
     pub(crate) unsafe fn suspend(&self, why: Switch) {
         let yielder = self.yielder.get();
         debug_assert!(!yielder.is_null());
-        // SAFETY: the yielder lives on this goroutine's stack, which never moves, for as long as
-        // the coroutine runs; the caller is the goroutine itself.
+        // SAFETY: the yielder lives on this never-moving stack; the caller is the goroutine.
         unsafe { (*yielder).suspend(why) }
     }
 }
@@ -317,8 +315,7 @@ impl Drop for GRef {
             return;
         }
         std::sync::atomic::fence(Ordering::Acquire);
-        // SAFETY: the count reached zero, so this was the last reference to a record leaked from
-        // a box in `GRef::new`: nothing refers to it any more.
+        // SAFETY: the count hit zero: the last reference to a record boxed by `GRef::new`.
         let record = unsafe { Box::from_raw(self.0.as_ptr()) };
         recycle(record);
     }

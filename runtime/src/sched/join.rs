@@ -201,8 +201,7 @@ impl<T> JoinHandle<T> {
             {
                 let mut state = g.join.lock();
                 if state.done {
-                    // SAFETY: the goroutine's body stored a `thread::Result<T>` (module
-                    // invariant), and the handle is consumed, so it is taken once.
+                    // SAFETY: the body stored this handle's `thread::Result<T>`; taken once.
                     return unsafe { state.result.take() };
                 }
                 state.waiter = Some(Waiter::current());
@@ -243,8 +242,7 @@ impl<T> Drop for JoinHandle<T> {
         let unclaimed = {
             let mut state = self.g.join.lock();
             if state.done {
-                // SAFETY: the slot holds this handle's `thread::Result<T>`, if anything (module
-                // invariant); `join` takes it before this runs.
+                // SAFETY: the slot holds this handle's `thread::Result<T>`, if anything.
                 unsafe { state.result.take_if_full::<thread::Result<T>>() }
             } else {
                 state.detached = true;

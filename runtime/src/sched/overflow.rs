@@ -33,8 +33,7 @@ const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
 pub(crate) fn install() {
     PREVIOUS.get_or_init(|| {
         SIGNALS.map(|signal| {
-            // SAFETY: all-zero sigactions are valid; the handler is async-signal-safe (module
-            // invariant), and until `PREVIOUS` is set it treats the previous action as default.
+            // SAFETY: zeroed sigactions are valid; the handler is async-signal-safe.
             unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
                 action.sa_sigaction = on_fault as *const () as usize;
@@ -103,8 +102,7 @@ extern "C" fn on_fault(
         && addr < span.base() + GUARD_BYTES
         && span.owner() != 0
     {
-        // SAFETY: the owner word points at the goroutine running on the stack, which is alive
-        // (module invariant).
+        // SAFETY: the owner word names the running (so live) goroutine.
         let g = unsafe { &*(span.owner() as *const G) };
         let mut message = Buffer::new();
         let _ = write!(message, "fatal error: goroutine {}", g.id);

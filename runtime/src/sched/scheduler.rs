@@ -763,16 +763,14 @@ thread_local! {
 #[inline(never)]
 fn current_m() -> Option<&'static MLocal> {
     let m = CURRENT_M.with(Cell::get);
-    // SAFETY: the pointer is set by `run_m` to its own frame, which lives as long as the thread
-    // (the M loop never returns), and is only read on that thread.
+    // SAFETY: `run_m` points this at its own never-returning frame, on this thread.
     unsafe { m.as_ref() }
 }
 
 /// The goroutine running on this thread, if any.
 pub(crate) fn current_g() -> Option<&'static G> {
     let g = current_m()?.current.get();
-    // SAFETY: the M keeps a `GRef` to the goroutine it runs for as long as it runs it, which
-    // covers every call made from the goroutine.
+    // SAFETY: the M holds a `GRef` to the goroutine for as long as it runs.
     unsafe { g.as_ref() }
 }
 
@@ -798,8 +796,7 @@ fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&mut Local) -> R) -> Opti
         m.p.set(None);
         return None;
     }
-    // SAFETY: this M holds the P in RUNTIME status: the M loop always does, and a goroutine has
-    // just won it back.
+    // SAFETY: this M holds the P in RUNTIME status (just won back, or the M loop's).
     let result = f(unsafe { this.local() });
     if in_goroutine {
         this.hot.status.store(pstatus::USER, Ordering::Release);

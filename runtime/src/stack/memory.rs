@@ -28,8 +28,7 @@ pub(crate) unsafe fn release(addr: usize, len: usize) -> io::Result<()> {
 pub(crate) fn resident_bytes(addr: usize, len: usize) -> io::Result<usize> {
     let page = os_page_size();
     let mut residency = vec![0u8; len.div_ceil(page)];
-    // SAFETY: mincore only reads page tables of the range and writes one byte per page into
-    // `residency`, which is large enough.
+    // SAFETY: mincore writes one byte per page into `residency`, which has room.
     let rc = unsafe { libc::mincore(addr as *mut libc::c_void, len, residency.as_mut_ptr()) };
     if rc != 0 {
         return Err(io::Error::last_os_error());

@@ -37,8 +37,7 @@ impl RawStack {
     /// Allocates a fresh stack from the heap.
     pub(crate) fn allocate(size: StackSize) -> Result<RawStack, StackError> {
         let span = heap::alloc_span((GUARD_BYTES + size.bytes()) / PAGE_SIZE, SpanKind::Stack)?;
-        // SAFETY: the guard is the first heap page of a span just allocated to us; nothing
-        // refers to it yet.
+        // SAFETY: the guard is the first page of a span just allocated to us.
         if let Err(err) = unsafe { guard::install(span.base(), GUARD_BYTES) } {
             let addr = span.base();
             // A failed install may have guarded part of the region.
@@ -89,8 +88,7 @@ impl RawStack {
         } = self;
         drop(_valgrind);
         let bottom = span.base() + GUARD_BYTES;
-        // SAFETY: the stack is no longer used by anyone (it is being released), and the range is
-        // its own usable part.
+        // SAFETY: the stack is being released, and the range is its own usable part.
         if let Err(err) = unsafe { memory::release(bottom, size.bytes()) } {
             log::warn!("gort: releasing the pages of a {size} stack at {bottom:#x} failed: {err}");
         }
@@ -101,8 +99,7 @@ impl RawStack {
 /// Removes whatever guard the first heap page of a stack span holds, then frees the span. A span
 /// whose guard cannot be removed must never back another span: it is leaked instead.
 fn free_unguarded(span: SpanHandle) {
-    // SAFETY: the range is the guard region of a stack span we own; removing guard markers or
-    // restoring read-write protection on it is what the heap expects of a freed span.
+    // SAFETY: the guard region of a stack span we own, as the heap expects it freed.
     match unsafe { guard::remove(span.base(), GUARD_BYTES) } {
         Ok(()) => heap::free_span(span),
         Err(err) => log::error!(

@@ -88,8 +88,7 @@ fn a_stack_released_to_the_heap_gives_back_its_pages_and_its_guard() {
         0,
         "its pages went back to the OS"
     );
-    // SAFETY: the arena stays mapped read-write; with the guard removed, reading the former
-    // guard page no longer faults (a fault would kill this child and fail the parent).
+    // SAFETY: the arena stays mapped; a still-installed guard would fail the test.
     let byte = unsafe { std::ptr::read_volatile(guard as *const u8) };
     assert_eq!(byte, 0);
 }
@@ -200,8 +199,7 @@ fn overflow_a_coroutine_stack() -> ! {
     let guard = stack.guard();
     EXPECTED_GUARD[0].store(guard.start, Ordering::Relaxed);
     EXPECTED_GUARD[1].store(guard.end, Ordering::Relaxed);
-    // SAFETY: an all-zero sigaction is valid; the handler only calls async-signal-safe
-    // functions, and SA_ONSTACK runs it on the alternate stack std gives every thread.
+    // SAFETY: zeroed sigaction; an async-signal-safe handler on std's alternate stack.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = report_fault as *const () as usize;
