@@ -6,14 +6,16 @@
 //!   the P's status is `RUNTIME`; while a goroutine runs user code the status is `USER`, and
 //!   the M (or the goroutine, on a runtime call) must win `USER -> RUNTIME` back before touching
 //!   them, because sysmon may have retaken the P meanwhile;
-//! - an M holds at most one P; a P is held by at most one M or is on the idle list;
+//! - an M holds at most one P; a P is held by at most one M or is on the idle list: every new
+//!   holder gets a new epoch in the P's status word, so an M whose P was retaken cannot win it
+//!   back from the next holder;
 //! - work made runnable is never stranded: whoever queues it calls [`wakep`], and an M that gives
 //!   up its P re-checks every queue after announcing it (sequentially consistent counters on
 //!   both sides, as in Go's `wakep`/`findrunnable`);
 //! - at most one M spins looking for work for each busy P, and never more than half of them.
 
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,7 +29,7 @@ use super::g::{G, GRef, Switch, WaitReason, status};
 use super::park;
 use crate::stack::{Stack, StackCache, StackError, StackSize};
 
-/// P status values.
+/// P status values (the low byte of the status word; the rest is the holder's epoch).
 mod pstatus {
     /// Held by an M that is in runtime code: its queues may be touched.
     pub(super) const RUNTIME: u8 = 0;
@@ -68,7 +70,9 @@ pub(crate) struct P {
 
 #[repr(align(128))]
 struct Hot {
-    status: AtomicU8,
+    /// `epoch << 8 | state`. Every new holder of the P gets a new epoch, so an M that lost the P
+    /// (sysmon retook it and gave it to another M) cannot take it back with its old one.
+    status: AtomicU64,
     /// Goroutines started on this P; sysmon compares it across its ticks.
     tick: AtomicU64,
     /// Goroutines spawned minus goroutines finished on this P (either may be negative; the sum
@@ -94,17 +98,44 @@ impl P {
         unsafe { &mut *self.local.get() }
     }
 
-    /// Takes the P back from user status (`USER -> RUNTIME`); `false` if sysmon retook it.
-    fn take_back(&self) -> bool {
+    /// Makes the caller the P's new holder, in RUNTIME status, and answers its epoch. The caller
+    /// owns the P exclusively (it took it off the idle list, or won it from its last holder).
+    fn acquire(&self) -> u64 {
+        let epoch = (self.hot.status.load(Ordering::Relaxed) >> 8) + 1;
         self.hot
             .status
-            .compare_exchange(
-                pstatus::USER,
-                pstatus::RUNTIME,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
+            .store(epoch << 8 | u64::from(pstatus::RUNTIME), Ordering::Release);
+        epoch
+    }
+
+    /// Lends the P to user code (`RUNTIME -> USER`): sysmon may retake it from now on.
+    fn lend(&self, epoch: u64) {
+        self.hot
+            .status
+            .store(epoch << 8 | u64::from(pstatus::USER), Ordering::Release);
+    }
+
+    /// Takes the P back from user status (`USER -> RUNTIME`) for the holder of `epoch`; `false`
+    /// if sysmon retook it meanwhile.
+    fn take_back(&self, epoch: u64) -> bool {
+        let user = epoch << 8 | u64::from(pstatus::USER);
+        let runtime = epoch << 8 | u64::from(pstatus::RUNTIME);
+        self.hot
+            .status
+            .compare_exchange(user, runtime, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+
+    /// Puts the P in IDLE status (keeping its epoch).
+    fn set_idle(&self) {
+        let epoch = self.hot.status.load(Ordering::Relaxed) >> 8;
+        self.hot
+            .status
+            .store(epoch << 8 | u64::from(pstatus::IDLE), Ordering::Release);
+    }
+
+    fn state(&self) -> u8 {
+        (self.hot.status.load(Ordering::Acquire) & 0xff) as u8
     }
 
     fn has_work(&self) -> bool {
@@ -115,6 +146,8 @@ impl P {
 /// What an idle M is handed to start running again.
 struct Handoff {
     p: usize,
+    /// The new holder's epoch (see `Hot::status`).
+    epoch: u64,
     spinning: bool,
 }
 
@@ -183,7 +216,7 @@ impl Scheduler {
                 P {
                     id,
                     hot: Hot {
-                        status: AtomicU8::new(pstatus::IDLE),
+                        status: AtomicU64::new(pstatus::IDLE as u64),
                         tick: AtomicU64::new(0),
                         goroutines: std::sync::atomic::AtomicI64::new(0),
                     },
@@ -276,19 +309,23 @@ impl Scheduler {
             return false;
         };
         self.npidle.fetch_sub(1, Ordering::SeqCst);
-        self.p(p)
-            .hot
-            .status
-            .store(pstatus::RUNTIME, Ordering::Release);
+        let epoch = self.p(p).acquire();
         if let Some(m) = self.take_waiting_m(&mut idle) {
             drop(idle);
             if spinning {
                 self.nmspinning.fetch_sub(1, Ordering::SeqCst);
             }
-            give(&m, Handoff { p, spinning: false });
+            give(
+                &m,
+                Handoff {
+                    p,
+                    epoch,
+                    spinning: false,
+                },
+            );
             return true;
         }
-        let handoff = Handoff { p, spinning };
+        let handoff = Handoff { p, epoch, spinning };
         match idle.ms.pop() {
             Some(m) => {
                 drop(idle);
@@ -318,12 +355,16 @@ impl Scheduler {
             Some(p) => {
                 let m = idle.ms.swap_remove(at);
                 self.npidle.fetch_sub(1, Ordering::SeqCst);
-                self.p(p)
-                    .hot
-                    .status
-                    .store(pstatus::RUNTIME, Ordering::Release);
+                let epoch = self.p(p).acquire();
                 drop(idle);
-                give(&m, Handoff { p, spinning: false });
+                give(
+                    &m,
+                    Handoff {
+                        p,
+                        epoch,
+                        spinning: false,
+                    },
+                );
             }
             None => {
                 let m = Arc::clone(&idle.ms[at]);
@@ -353,10 +394,18 @@ impl Scheduler {
         let mut idle = self.idle.lock();
         if let Some(m) = self.take_waiting_m(&mut idle) {
             drop(idle);
-            give(&m, Handoff { p, spinning: false });
+            let epoch = self.p(p).acquire();
+            give(
+                &m,
+                Handoff {
+                    p,
+                    epoch,
+                    spinning: false,
+                },
+            );
             return;
         }
-        self.p(p).hot.status.store(pstatus::IDLE, Ordering::Release);
+        self.p(p).set_idle();
         idle.ps.push(p);
         self.npidle.fetch_add(1, Ordering::SeqCst);
     }
@@ -379,7 +428,11 @@ impl Scheduler {
     /// Retakes a P whose M has run one goroutine's user code since `tick`: called by sysmon.
     pub(crate) fn retake(&'static self, p: usize, tick: u64) -> bool {
         let this = self.p(p);
-        if this.hot.tick.load(Ordering::Relaxed) != tick || !this.take_back() {
+        let status = this.hot.status.load(Ordering::Acquire);
+        if this.hot.tick.load(Ordering::Relaxed) != tick
+            || (status & 0xff) as u8 != pstatus::USER
+            || !this.take_back(status >> 8)
+        {
             return false;
         }
         self.handoff_p(p);
@@ -390,7 +443,7 @@ impl Scheduler {
     pub(crate) fn busy_ps(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.ps
             .iter()
-            .filter(|p| p.hot.status.load(Ordering::Acquire) == pstatus::USER)
+            .filter(|p| p.state() == pstatus::USER)
             .map(|p| (p.id, p.hot.tick.load(Ordering::Relaxed)))
     }
 
@@ -460,7 +513,15 @@ impl Scheduler {
             return false;
         };
         drop(idle);
-        give(&m, Handoff { p, spinning: false });
+        let epoch = self.p(p).acquire();
+        give(
+            &m,
+            Handoff {
+                p,
+                epoch,
+                spinning: false,
+            },
+        );
         true
     }
 
@@ -472,15 +533,11 @@ impl Scheduler {
         Some(m)
     }
 
-    /// Takes an idle P, if any.
-    fn take_idle_p(&self) -> Option<usize> {
+    /// Takes an idle P, if any: its index and the caller's epoch as its holder.
+    fn take_idle_p(&self) -> Option<(usize, u64)> {
         let p = self.idle.lock().ps.pop()?;
         self.npidle.fetch_sub(1, Ordering::SeqCst);
-        self.p(p)
-            .hot
-            .status
-            .store(pstatus::RUNTIME, Ordering::Release);
-        Some(p)
+        Some((p, self.p(p).acquire()))
     }
 
     /// Parks the M until it is handed a P.
@@ -492,11 +549,12 @@ impl Scheduler {
                 // Locked goroutines wait for this M: run them with an idle P, or wait for one.
                 if let Some(p) = idle.ps.pop() {
                     self.npidle.fetch_sub(1, Ordering::SeqCst);
-                    self.p(p)
-                        .hot
-                        .status
-                        .store(pstatus::RUNTIME, Ordering::Release);
-                    return Handoff { p, spinning: false };
+                    let epoch = self.p(p).acquire();
+                    return Handoff {
+                        p,
+                        epoch,
+                        spinning: false,
+                    };
                 }
                 idle.want_p.push(Arc::clone(m));
                 self.nwant_p.fetch_add(1, Ordering::Release);
@@ -519,6 +577,7 @@ impl Scheduler {
         let local = MLocal {
             m: Arc::clone(&m),
             p: Cell::new(None),
+            epoch: Cell::new(0),
             ran_with_p: Cell::new(false),
             spinning: Cell::new(false),
             current: Cell::new(std::ptr::null()),
@@ -530,6 +589,7 @@ impl Scheduler {
                 None => {
                     let handoff = self.stopm(&m);
                     local.p.set(Some(handoff.p));
+                    local.epoch.set(handoff.epoch);
                     local.ran_with_p.set(false);
                     local.spinning.set(handoff.spinning);
                     handoff.p
@@ -631,9 +691,10 @@ impl Scheduler {
             self.nmspinning.fetch_sub(1, Ordering::SeqCst);
         }
         if self.any_work()
-            && let Some(p) = self.take_idle_p()
+            && let Some((p, epoch)) = self.take_idle_p()
         {
             m.p.set(Some(p));
+            m.epoch.set(epoch);
             if was_spinning {
                 m.spinning.set(true);
                 self.nmspinning.fetch_add(1, Ordering::SeqCst);
@@ -663,14 +724,14 @@ impl Scheduler {
             g.lock_to(&m.m);
         }
         m.current.set(g.as_ptr());
-        this.hot.status.store(pstatus::USER, Ordering::Release);
+        this.lend(m.epoch.get());
         // SAFETY: this M moved the status to RUNNING.
         let outcome = unsafe { g.resume() };
         m.current.set(std::ptr::null());
         // Back in the runtime: take the P back unless sysmon retook it (or the goroutine gave it
         // away in `blocking`).
         if let Some(p) = m.p.get() {
-            let kept = self.p(p).take_back();
+            let kept = self.p(p).take_back(m.epoch.get());
             if !kept {
                 m.p.set(None);
             }
@@ -748,6 +809,8 @@ fn steal(mut attempt: impl FnMut() -> Steal<GRef>) -> Option<GRef> {
 struct MLocal {
     m: Arc<M>,
     p: Cell<Option<usize>>,
+    /// This M's epoch as the holder of `p`.
+    epoch: Cell<u64>,
     /// Whether this M has run a goroutine since it got its P.
     ran_with_p: Cell<bool>,
     spinning: Cell<bool>,
@@ -792,14 +855,14 @@ fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&mut Local) -> R) -> Opti
     let p = m.p.get()?;
     let this = sched.p(p);
     let in_goroutine = !m.current.get().is_null();
-    if in_goroutine && !this.take_back() {
+    if in_goroutine && !this.take_back(m.epoch.get()) {
         m.p.set(None);
         return None;
     }
     // SAFETY: this M holds the P in RUNTIME status (just won back, or the M loop's).
     let result = f(unsafe { this.local() });
     if in_goroutine {
-        this.hot.status.store(pstatus::USER, Ordering::Release);
+        this.lend(m.epoch.get());
     }
     Some(result)
 }
@@ -887,7 +950,7 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let Some(p) = m.p.get().filter(|_| !m.current.get().is_null()) else {
         return f();
     };
-    if sched.p(p).take_back() {
+    if sched.p(p).take_back(m.epoch.get()) {
         sched.handoff_p(p);
     }
     m.p.set(None);
@@ -899,13 +962,10 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
         return result;
     }
     match sched.take_idle_p() {
-        Some(p) => {
+        Some((p, epoch)) => {
             m.p.set(Some(p));
-            sched
-                .p(p)
-                .hot
-                .status
-                .store(pstatus::USER, Ordering::Release);
+            m.epoch.set(epoch);
+            sched.p(p).lend(epoch);
         }
         None => {
             let g = current_g().expect("blocking runs in a goroutine");
