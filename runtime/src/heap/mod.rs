@@ -196,36 +196,85 @@ unsafe impl Sync for SpanHandle {}
 // `InUse`, and whoever holds the handle is ordered after the allocation that wrote them.
 impl SpanHandle {
     /// The lowest address of the span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(span.base() % gort::heap::PAGE_SIZE, 0);
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn base(&self) -> usize {
         self.span().base()
     }
 
     /// One past the highest address of the span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(span.limit() - span.base(), 2 * gort::heap::PAGE_SIZE);
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn limit(&self) -> usize {
         self.span().base() + self.span().pages() * PAGE_SIZE
     }
 
     /// The number of heap pages in the span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(span.pages(), 2);
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn pages(&self) -> usize {
         self.span().pages()
     }
 
     /// The span's kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(span.kind(), gort::heap::SpanKind::Defer);
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn kind(&self) -> SpanKind {
         self.span().kind()
     }
 
     /// The span's state: always [`SpanState::InUse`] while its handle exists.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(span.state(), gort::heap::SpanState::InUse);
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn state(&self) -> SpanState {
         self.span().state(Ordering::Acquire)
     }
 
     /// Records who uses the span (a goroutine id, say), for readers of [`span_of`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// span.set_owner(7);
+    /// assert_eq!(gort::heap::span_of(span.base()).unwrap().owner(), 7);
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn set_owner(&self, owner: u64) {
         self.span().set_owner(owner);
@@ -261,36 +310,84 @@ pub struct SpanInfo {
 
 impl SpanInfo {
     /// The lowest address of the span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(gort::heap::span_of(span.limit() - 1).unwrap().base(), span.base());
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn base(&self) -> usize {
         self.base
     }
 
     /// One past the highest address of the span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(gort::heap::span_of(span.base()).unwrap().limit(), span.limit());
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn limit(&self) -> usize {
         self.base + self.pages * PAGE_SIZE
     }
 
     /// The number of heap pages in the span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(gort::heap::span_of(span.base()).unwrap().pages(), 2);
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn pages(&self) -> usize {
         self.pages
     }
 
     /// The span's kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(gort::heap::span_of(span.base()).unwrap().kind(), gort::heap::SpanKind::Defer);
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn kind(&self) -> SpanKind {
         self.kind
     }
 
     /// The owner word last set with [`SpanHandle::set_owner`] (0 if never set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert_eq!(gort::heap::span_of(span.base()).unwrap().owner(), 0);
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn owner(&self) -> u64 {
         self.owner
     }
 
     /// Whether `addr` lies in `[base, limit)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = gort::heap::alloc_span(2, gort::heap::SpanKind::Defer).unwrap();
+    /// assert!(gort::heap::span_of(span.base()).unwrap().contains(span.limit() - 1));
+    /// gort::heap::free_span(span);
+    /// ```
     #[inline]
     pub fn contains(&self, addr: usize) -> bool {
         (self.base..self.limit()).contains(&addr)
@@ -321,16 +418,34 @@ struct SeenSpan {
 
 impl BadPointer {
     /// The pointer's value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(gort::heap::bad_pointer(0x40, "a test").addr(), 0x40);
+    /// ```
     pub fn addr(&self) -> usize {
         self.addr
     }
 
     /// The state of the span the index named for the pointer's page, if it named one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(gort::heap::bad_pointer(0x40, "a test").span_state(), None);
+    /// ```
     pub fn span_state(&self) -> Option<SpanState> {
         self.seen.map(|seen| seen.state)
     }
 
     /// Where the pointer was found, as the caller described it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(gort::heap::bad_pointer(0x40, "a test").found_in(), "a test");
+    /// ```
     pub fn found_in(&self) -> &str {
         &self.found_in
     }

@@ -75,11 +75,26 @@ mod public {
 
     impl Goroutine {
         /// The goroutine's id.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let id = gort::spawn(|| gort::current().unwrap().id()).join().unwrap();
+        /// assert!(id.as_u64() >= 1);
+        /// ```
         pub fn id(&self) -> GoroutineId {
             self.g.id
         }
 
         /// The goroutine's name, if it was given one.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let name = gort::Builder::new().name("n").spawn(|| gort::current().unwrap().name().map(str::to_owned))?;
+        /// assert_eq!(name.join().unwrap().as_deref(), Some("n"));
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
         pub fn name(&self) -> Option<&str> {
             self.g.name.as_deref()
         }
