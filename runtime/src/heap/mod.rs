@@ -47,9 +47,9 @@ use std::fmt;
 use std::io;
 use std::ptr::NonNull;
 
-#[cfg(not(loom))]
-pub(crate) use self::arena::os_page_size;
 use self::arena::{AddressSource, Arena};
+#[cfg(not(loom))]
+pub(crate) use self::arena::{os_page_size, reserve_address_space, unmap};
 use self::index::{ADDR_BITS, Index, NO_SPAN, REGION_BYTES};
 use self::pages::PageAlloc;
 use self::span::{Span, SpanPool};

@@ -64,25 +64,15 @@ pub(crate) fn ensure_alternate_stack() {
     if current.ss_flags & libc::SS_DISABLE == 0 {
         return;
     }
-    // SAFETY: a fresh private mapping, leaked on purpose: Ms never exit.
-    let stack = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if stack == libc::MAP_FAILED {
+    // Leaked on purpose: Ms never exit.
+    let Ok(stack) = heap::reserve_address_space(SIZE, 0) else {
         log::warn!(
             "gort: no alternate signal stack for an M: stack overflows will not be reported"
         );
         return;
-    }
+    };
     let new = libc::stack_t {
-        ss_sp: stack,
+        ss_sp: stack as *mut libc::c_void,
         ss_flags: 0,
         ss_size: SIZE,
     };

@@ -394,15 +394,7 @@ impl Scheduler {
         let mut idle = self.idle.lock();
         if let Some(m) = self.take_waiting_m(&mut idle) {
             drop(idle);
-            let epoch = self.p(p).acquire();
-            give(
-                &m,
-                Handoff {
-                    p,
-                    epoch,
-                    spinning: false,
-                },
-            );
+            self.hand_to(&m, p);
             return;
         }
         self.p(p).set_idle();
@@ -513,16 +505,21 @@ impl Scheduler {
             return false;
         };
         drop(idle);
+        self.hand_to(&m, p);
+        true
+    }
+
+    /// Makes idle M `m` the new holder of P `p` and wakes it.
+    fn hand_to(&self, m: &M, p: usize) {
         let epoch = self.p(p).acquire();
         give(
-            &m,
+            m,
             Handoff {
                 p,
                 epoch,
                 spinning: false,
             },
         );
-        true
     }
 
     /// An idle M waiting for a P to run its locked goroutines, taken off the idle lists.

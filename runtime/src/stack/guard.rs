@@ -14,7 +14,7 @@ use std::fmt;
 use std::io;
 use std::sync::OnceLock;
 
-use crate::heap::os_page_size;
+use crate::heap::{os_page_size, reserve_address_space, unmap};
 
 /// `madvise` advice that installs guard markers (Linux 6.13).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
@@ -67,34 +67,26 @@ pub fn guard_mode() -> GuardMode {
 /// Tries `MADV_GUARD_INSTALL` on a scratch page.
 fn detect() -> GuardMode {
     let page = os_page_size();
-    // SAFETY: a fresh private anonymous page aliases nothing and is unmapped below.
-    let scratch = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            page,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    let mode = if scratch == libc::MAP_FAILED {
-        log::warn!(
-            "gort: cannot map a page to probe for MADV_GUARD_INSTALL: {}",
-            io::Error::last_os_error()
-        );
-        GuardMode::Mprotect
-    } else {
-        // SAFETY: `scratch` is the page mapped above; guard markers on it harm nothing.
-        let rc = unsafe { libc::madvise(scratch, page, MADV_GUARD_INSTALL) };
-        let err = io::Error::last_os_error();
-        // SAFETY: `scratch` was mapped above and nothing else refers to it.
-        unsafe { libc::munmap(scratch, page) };
-        if rc == 0 {
-            GuardMode::Madvise
-        } else {
-            log::debug!("gort: MADV_GUARD_INSTALL refused: {err}");
+    let mode = match reserve_address_space(page, 0) {
+        Err(errno) => {
+            log::warn!(
+                "gort: cannot map a page to probe for MADV_GUARD_INSTALL: {}",
+                io::Error::from_raw_os_error(errno)
+            );
             GuardMode::Mprotect
+        }
+        Ok(scratch) => {
+            // SAFETY: `scratch` is the page mapped just above; guard markers on it harm nothing.
+            let rc =
+                unsafe { libc::madvise(scratch as *mut libc::c_void, page, MADV_GUARD_INSTALL) };
+            let err = io::Error::last_os_error();
+            unmap(scratch, page);
+            if rc == 0 {
+                GuardMode::Madvise
+            } else {
+                log::debug!("gort: MADV_GUARD_INSTALL refused: {err}");
+                GuardMode::Mprotect
+            }
         }
     };
     match mode {
