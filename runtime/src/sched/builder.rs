@@ -4,14 +4,10 @@
 //! it to its end, so `num_goroutines` never undercounts a goroutine that can still run.
 
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
-
-use corosensei::{Coroutine, Yielder};
 
 use super::config;
-use super::g::{GRef, Switch};
+use super::g::GRef;
 use super::join::{self, JoinHandle};
-use super::{registry, scheduler};
 use crate::stack::StackSize;
 
 /// Configuration for a new goroutine: its name and stack size.
@@ -79,8 +75,10 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// An invalid stack size or runtime configuration (`InvalidInput`), or no memory or address
-    /// space for the stack.
+    /// An invalid stack size or runtime configuration (`InvalidInput`). The stack is taken when
+    /// the goroutine first runs; if no memory or address space is left for it then, the
+    /// goroutine finishes without running, and `join` returns the reason as its panic payload
+    /// (a `String`).
     ///
     /// # Examples
     ///
@@ -100,21 +98,11 @@ impl Builder {
                 .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?,
             None => sched.config.stack_size,
         };
-        let stack = scheduler::take_stack(size)?;
-        let g = GRef::new(self.name.map(String::into_boxed_str));
-        // The fault handler finds the goroutine of a stack through the span's owner word.
-        stack.set_owner(g.as_ptr() as u64);
-        let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<(), Switch>, ()| {
-            let g = scheduler::current_g().expect("a goroutine starts on an M");
-            g.set_yielder(yielder);
-            let result = panic::catch_unwind(AssertUnwindSafe(f));
-            join::complete::<T>(g, result);
-        });
+        let g = GRef::spawn(self.name.map(String::into_boxed_str), size);
         // SAFETY: `g` is not queued yet.
-        unsafe { g.set_coroutine(coroutine) };
+        unsafe { join::set_body(&g, f) };
         let handle = JoinHandle::new(g.clone());
         sched.count_spawn();
-        registry::register(&g);
         sched.ready(g, true);
         Ok(handle)
     }

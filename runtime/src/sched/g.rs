@@ -1,12 +1,21 @@
 //! Goroutines (G): identity, status word, park word, and the coroutine that runs them.
 //!
-//! Goroutine records are recycled: a [`GRef`] counts references like an `Arc`, and the last one
-//! dropped puts the record back in a per-thread free list (spilling to a global one) instead of
-//! freeing it, so spawning allocates nothing in the steady state, and a record made on one thread
-//! and dropped on another costs no cross-thread `free`.
+//! Goroutine records are recycled and never freed (Go's `allgs`): a [`GRef`] counts references
+//! like an `Arc`, and the last one dropped puts the record on a per-thread free list (spilling to
+//! a global one), so spawning allocates nothing in the steady state, a record made on one thread
+//! and dropped on another costs no cross-thread `free`, and the registry can list every record
+//! without a lock on the spawn path.
+//!
+//! A goroutine gets its stack when it first runs, not when it is spawned: a queued goroutine
+//! costs only its record, and a goroutine starting on a P usually gets the stack that the last
+//! one to finish there left warm in the P's cache.
 //!
 //! Invariants:
-//! - a record is reset, and only then reused, after its count reached zero: nothing refers to it;
+//! - a record is reset, and only then reused, after its count reached zero: nothing refers to
+//!   it. Its non-atomic fields (`id`, `name`, the stack size) are written only then, so anyone
+//!   holding a `GRef` reads them unchanged;
+//! - a goroutine that has not finished holds a reference to its own record (released by the M
+//!   that runs it to its end), so a parked goroutine nobody else refers to stays parked;
 //! - the coroutine and the yielder pointer are touched only by the one M that moved the status
 //!   to `RUNNING` (resuming it) or by the goroutine itself while it runs (suspending);
 //! - status changes go through [`G::cas_status`], which waits while the `SCAN` bit is held, so
@@ -26,8 +35,9 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use parking_lot::Mutex;
 
 use super::join::JoinState;
+use super::registry;
 use super::scheduler::M;
-use crate::stack::Stack;
+use crate::stack::{Stack, StackSize};
 
 /// Why a goroutine suspended back to its M.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +54,8 @@ pub(crate) type GoroutineCoroutine = Coroutine<(), Switch, (), Stack>;
 
 /// Status values (Go's `_Gidle` … `_Gdead`) and the scan bit.
 pub(crate) mod status {
+    /// Not spawned yet, or free for reuse.
+    pub(crate) const IDLE: u32 = 0;
     pub(crate) const RUNNABLE: u32 = 1;
     pub(crate) const RUNNING: u32 = 2;
     pub(crate) const WAITING: u32 = 3;
@@ -116,56 +128,85 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct G {
     refs: AtomicUsize,
-    pub(crate) id: GoroutineId,
-    pub(crate) name: Option<Box<str>>,
+    /// Written only while the record is free (see the module invariants).
+    id: Cell<GoroutineId>,
+    /// Written only while the record is free.
+    name: UnsafeCell<Option<Box<str>>>,
+    /// The stack the goroutine gets when it first runs; written only while the record is free.
+    stack_size: Cell<StackSize>,
     status: AtomicU32,
     pub(crate) park: AtomicU8,
     wait_reason: AtomicU8,
-    /// Where the registry keeps this goroutine.
-    pub(crate) registry_slot: AtomicUsize,
     /// The M this goroutine must run on (`lock_os_thread`, or the no-migration mode), or null.
     locked_to: AtomicPtr<M>,
     /// Nesting depth of `lock_os_thread`; touched only by the goroutine itself.
     pub(crate) lock_count: Cell<u32>,
-    /// The goroutine's result and whoever waits for it (see `join`).
-    pub(crate) join: Mutex<JoinState>,
+    /// The goroutine's body until it starts, then its result and whoever waits for it.
+    pub(crate) join: JoinState,
     coroutine: UnsafeCell<Option<GoroutineCoroutine>>,
     yielder: Cell<*const Yielder<(), Switch>>,
 }
 
 // SAFETY: `coroutine` and `yielder` are touched only by the M running the goroutine or by the
 // goroutine itself (module invariant); the status protocol makes that one thread at a time, with
-// acquire/release ordering between consecutive runners. Everything else is atomic or immutable.
+// acquire/release ordering between consecutive runners. `id`, `name` and `stack_size` are
+// written only while no reference exists, and published by the count's release/acquire pair.
+// `join` guards itself; everything else is atomic.
 unsafe impl Send for G {}
 // SAFETY: as above.
 unsafe impl Sync for G {}
 
 impl G {
-    fn new(name: Option<Box<str>>) -> G {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    fn new() -> G {
         G {
-            refs: AtomicUsize::new(1),
-            id: GoroutineId(NonZeroU64::new(id).expect("goroutine ids start at 1")),
-            name,
-            status: AtomicU32::new(status::RUNNABLE),
+            refs: AtomicUsize::new(0),
+            id: Cell::new(GoroutineId(NonZeroU64::MIN)),
+            name: UnsafeCell::new(None),
+            stack_size: Cell::new(StackSize::DEFAULT),
+            status: AtomicU32::new(status::IDLE),
             park: AtomicU8::new(super::park::EMPTY),
             wait_reason: AtomicU8::new(WaitReason::None as u8),
-            registry_slot: AtomicUsize::new(0),
             locked_to: AtomicPtr::new(std::ptr::null_mut()),
             lock_count: Cell::new(0),
-            join: Mutex::new(JoinState::new()),
+            join: JoinState::new(),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
         }
     }
 
-    /// Gives the goroutine its coroutine.
+    /// The goroutine's id.
+    pub(crate) fn id(&self) -> GoroutineId {
+        self.id.get()
+    }
+
+    /// The goroutine's name; the caller holds a reference, or is the goroutine.
+    pub(crate) fn name(&self) -> Option<&str> {
+        // SAFETY: the name changes only while no reference to the record exists.
+        unsafe { (*self.name.get()).as_deref() }
+    }
+
+    /// The stack reservation the goroutine runs on.
+    pub(crate) fn stack_size(&self) -> StackSize {
+        self.stack_size.get()
+    }
+
+    /// Whether the goroutine has its coroutine (it has started).
     ///
     /// # Safety
     ///
-    /// The goroutine has not been queued yet: nothing else can reach it.
+    /// As for [`G::resume`].
+    pub(crate) unsafe fn started(&self) -> bool {
+        // SAFETY: the caller runs the goroutine, so it has the only access (module invariant).
+        unsafe { (*self.coroutine.get()).is_some() }
+    }
+
+    /// Gives the goroutine its coroutine, when it first runs.
+    ///
+    /// # Safety
+    ///
+    /// As for [`G::resume`].
     pub(crate) unsafe fn set_coroutine(&self, coroutine: GoroutineCoroutine) {
-        // SAFETY: exclusive by the caller's contract.
+        // SAFETY: the caller runs the goroutine, so it has the only access (module invariant).
         unsafe { *self.coroutine.get() = Some(coroutine) };
     }
 
@@ -186,10 +227,18 @@ impl G {
             assert!(
                 actual & !status::SCAN == from,
                 "goroutine {}: status {actual:#x}, expected {from:#x}",
-                self.id
+                self.id()
             );
             std::hint::spin_loop();
         }
+    }
+
+    /// Whether the goroutine has been spawned and has not finished.
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(
+            self.status.load(Ordering::Acquire) & !status::SCAN,
+            status::RUNNABLE | status::RUNNING | status::WAITING
+        )
     }
 
     /// Binds the goroutine to M `m` (which never exits).
@@ -257,6 +306,15 @@ impl G {
         // SAFETY: the yielder lives on this never-moving stack; the caller is the goroutine.
         unsafe { (*yielder).suspend(why) }
     }
+
+    /// Drops the reference the goroutine held on its own record while it was alive.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the M that ran the goroutine to its end, and calls this once.
+    pub(crate) unsafe fn release_alive(&self) {
+        drop(GRef(NonNull::from(self)));
+    }
 }
 
 /// A counted reference to a goroutine record (an `Arc` whose last drop recycles the record).
@@ -268,22 +326,54 @@ unsafe impl Send for GRef {}
 unsafe impl Sync for GRef {}
 
 impl GRef {
-    /// A fresh goroutine record, recycled if one is free.
-    pub(crate) fn new(name: Option<Box<str>>) -> GRef {
-        let record = match FREE.try_with(|free| free.borrow_mut().pop()).ok().flatten() {
-            Some(mut record) => {
-                *record = G::new(name);
+    /// A new goroutine's record, recycled if one is free, holding the goroutine's own reference
+    /// on itself (see [`G::release_alive`]) besides the one returned.
+    pub(crate) fn spawn(name: Option<Box<str>>, stack_size: StackSize) -> GRef {
+        let record = FREE
+            .try_with(|free| free.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .or_else(|| FREE_GLOBAL.lock().pop())
+            .unwrap_or_else(|| {
+                let record: &'static G = Box::leak(Box::new(G::new()));
+                registry::add(record);
                 record
+            });
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        record
+            .id
+            .set(GoroutineId(NonZeroU64::new(id).expect("goroutine ids start at 1")));
+        // SAFETY: the record is free: nothing else refers to it (module invariant).
+        unsafe { *record.name.get() = name };
+        record.stack_size.set(stack_size);
+        record.park.store(super::park::EMPTY, Ordering::Relaxed);
+        record
+            .wait_reason
+            .store(WaitReason::None as u8, Ordering::Relaxed);
+        record
+            .locked_to
+            .store(std::ptr::null_mut(), Ordering::Relaxed);
+        record.lock_count.set(0);
+        record.status.store(status::RUNNABLE, Ordering::Relaxed);
+        record.refs.store(2, Ordering::Release);
+        GRef(NonNull::from(record))
+    }
+
+    /// A reference to `record` if it is in use (its count is not zero), like `Weak::upgrade`.
+    pub(crate) fn upgrade(record: &'static G) -> Option<GRef> {
+        let mut refs = record.refs.load(Ordering::Relaxed);
+        while refs != 0 {
+            match record.refs.compare_exchange_weak(
+                refs,
+                refs + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(GRef(NonNull::from(record))),
+                Err(actual) => refs = actual,
             }
-            None => match FREE_GLOBAL.lock().pop() {
-                Some(mut record) => {
-                    *record = G::new(name);
-                    record
-                }
-                None => Box::new(G::new(name)),
-            },
-        };
-        GRef(NonNull::from(Box::leak(record)))
+        }
+        None
     }
 
     pub(crate) fn as_ptr(&self) -> *const G {
@@ -315,9 +405,8 @@ impl Drop for GRef {
             return;
         }
         std::sync::atomic::fence(Ordering::Acquire);
-        // SAFETY: the count hit zero: the last reference to a record boxed by `GRef::new`.
-        let record = unsafe { Box::from_raw(self.0.as_ptr()) };
-        recycle(record);
+        // SAFETY: records are leaked by `GRef::spawn` and never freed.
+        recycle(unsafe { &*self.0.as_ptr() });
     }
 }
 
@@ -325,28 +414,24 @@ impl std::ops::Deref for GRef {
     type Target = G;
 
     fn deref(&self) -> &G {
-        // SAFETY: a `GRef` keeps its record alive.
+        // SAFETY: records are never freed.
         unsafe { self.0.as_ref() }
     }
 }
 
-/// Records a thread keeps for reuse, and records kept for every thread.
+/// Records a thread keeps for reuse before spilling half to the global list.
 const FREE_PER_THREAD: usize = 256;
-const FREE_GLOBAL_MAX: usize = 1 << 16;
 
 thread_local! {
     static FREE: RefCell<FreeList> = const { RefCell::new(FreeList(Vec::new())) };
 }
 
-// Records are boxed so that they keep their address while `GRef`s point at them.
-#[allow(clippy::vec_box)]
-static FREE_GLOBAL: Mutex<Vec<Box<G>>> = Mutex::new(Vec::new());
+static FREE_GLOBAL: Mutex<Vec<&'static G>> = Mutex::new(Vec::new());
 
-#[allow(clippy::vec_box)]
-struct FreeList(Vec<Box<G>>);
+struct FreeList(Vec<&'static G>);
 
 impl FreeList {
-    fn pop(&mut self) -> Option<Box<G>> {
+    fn pop(&mut self) -> Option<&'static G> {
         if self.0.is_empty() {
             let mut global = FREE_GLOBAL.lock();
             let keep = global.len().saturating_sub(FREE_PER_THREAD / 2);
@@ -358,35 +443,29 @@ impl FreeList {
 
 impl Drop for FreeList {
     fn drop(&mut self) {
-        spill(&mut self.0, 0);
+        FREE_GLOBAL.lock().append(&mut self.0);
     }
 }
 
-/// Moves `records[keep..]` to the global list, freeing what does not fit.
-#[allow(clippy::vec_box)]
-fn spill(records: &mut Vec<Box<G>>, keep: usize) {
-    let excess = {
-        let mut global = FREE_GLOBAL.lock();
-        let room = FREE_GLOBAL_MAX.saturating_sub(global.len());
-        let to_global = (records.len() - keep).min(room);
-        global.extend(records.drain(keep..keep + to_global));
-        records.split_off(keep)
-    };
-    drop(excess);
-}
-
-/// Takes back a record nothing refers to: its old contents (name, an unclaimed result) are
+/// Takes back a record nothing refers to: what it still holds (name, an unclaimed result) is
 /// dropped now, and the record waits for reuse.
-fn recycle(mut record: Box<G>) {
-    *record.join.get_mut() = JoinState::new();
-    record.name = None;
+fn recycle(record: &'static G) {
+    record.status.store(status::IDLE, Ordering::Relaxed);
+    // SAFETY: nothing refers to the record (its count is zero).
+    unsafe {
+        *record.name.get() = None;
+        record.join.reset();
+    }
     let mut record = Some(record);
     let _ = FREE.try_with(|free| {
         let free = &mut free.borrow_mut().0;
         free.extend(record.take());
         if free.len() > FREE_PER_THREAD {
-            spill(free, FREE_PER_THREAD / 2);
+            let mut global = FREE_GLOBAL.lock();
+            global.extend(free.drain(FREE_PER_THREAD / 2..));
         }
     });
-    drop(record);
+    if let Some(record) = record {
+        FREE_GLOBAL.lock().push(record);
+    }
 }

@@ -1,27 +1,34 @@
-//! Join handles: how a goroutine's result or panic reaches whoever waits for it.
+//! Join handles: how a goroutine's body reaches the goroutine, and its result or panic whoever
+//! waits for it.
 //!
-//! The result lives in the goroutine's own record (no allocation for results of up to 32
-//! bytes), which a `JoinHandle` keeps alive.
+//! One type-erased slot in the goroutine's own record holds the body from the spawn until the
+//! goroutine starts, then the result (no allocation for either up to 32 bytes); a `JoinHandle`
+//! keeps the record alive. The [`completion`] protocol hands the slot over without a lock.
 //!
 //! Invariants:
-//! - a goroutine completes once: the result is stored and `done` set under the record's join
-//!   lock, and the waiter registered at that moment is woken after the lock is released;
+//! - a goroutine completes once, and the waiter registered by then is woken once;
 //! - a result nobody will take is dropped by the goroutine (its handle was dropped first) or by
 //!   the thread dropping the handle (the goroutine finished first), never by the scheduler: user
 //!   `Drop` code must not run on an M that holds its P;
-//! - the slot holds a value of exactly the type `thread::Result<T>` of the `JoinHandle<T>` made
-//!   with the goroutine (both come from the one `Builder::spawn` call);
-//! - a waiter re-checks `done` after every wake-up (wake-ups may be spurious).
+//! - the slot holds the body, of exactly the type `F` given to [`set_body`], until the goroutine
+//!   takes it out; then a value of exactly the type `thread::Result<T>` of the `JoinHandle<T>`
+//!   made with the goroutine (all come from the one `Builder::spawn` call);
+//! - a waiter re-checks completion after every wake-up (wake-ups may be spurious).
 
+use std::any::Any;
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{MaybeUninit, align_of, size_of};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
 
+use super::completion::{self, Finished};
 use super::g::{G, GRef, GoroutineId, WaitReason};
 use super::scheduler::{self, Waiter};
 
-/// Bytes a result is stored in without allocating.
+/// Words a body or a result is stored in without allocating.
 const INLINE_WORDS: usize = 4;
 
 /// A type-erased slot for one value.
@@ -57,16 +64,6 @@ impl ResultSlot {
             unsafe { at.cast::<*mut R>().write(Box::into_raw(Box::new(value))) };
             self.drop = Some(drop_boxed::<R>);
         }
-    }
-
-    /// Takes the value out, if the slot holds one.
-    ///
-    /// # Safety
-    ///
-    /// As for `take`.
-    unsafe fn take_if_full<R>(&mut self) -> Option<R> {
-        // SAFETY: forwarded.
-        self.drop.is_some().then(|| unsafe { self.take() })
     }
 
     /// Takes the value out.
@@ -112,45 +109,140 @@ unsafe fn drop_boxed<R>(at: *mut MaybeUninit<usize>) {
     drop(unsafe { Box::from_raw(at.cast::<*mut R>().read()) });
 }
 
-/// A goroutine's completion: its result, and who waits for it.
+/// How to run a goroutine's body and deliver its result, for the body's and result's types.
+struct BodyFns {
+    /// Moves the body out of the slot, runs it, and completes with its result.
+    run: unsafe fn(&G),
+    /// Drops the body unrun and completes with a panic payload.
+    abandon: unsafe fn(&G, Box<dyn Any + Send>),
+}
+
+struct Erased<F, T>(PhantomData<(F, T)>);
+
+impl<F, T> Erased<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    const FNS: &'static BodyFns = &BodyFns {
+        run: Self::run,
+        abandon: Self::abandon,
+    };
+
+    /// # Safety
+    ///
+    /// The caller is the goroutine `g`, starting; its slot holds its body, an `F`.
+    unsafe fn run(g: &G) {
+        // SAFETY: by the contract above; the running goroutine owns its slot.
+        let body: F = unsafe { (*g.join.slot.get()).take() };
+        let result = panic::catch_unwind(AssertUnwindSafe(body));
+        complete::<T>(g, result);
+    }
+
+    /// # Safety
+    ///
+    /// `g` never started and never will; its slot holds its body, an `F`; the caller is not an
+    /// M (the body's `Drop` is user code).
+    unsafe fn abandon(g: &G, payload: Box<dyn Any + Send>) {
+        // SAFETY: by the contract above, the caller is the only one touching the slot.
+        let body: F = unsafe { (*g.join.slot.get()).take() };
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(body)));
+        complete::<T>(g, Err(payload));
+    }
+}
+
+/// A goroutine's completion: its body until it starts, then its result, and who waits for it
+/// (see [`completion`] for the protocol).
 pub(crate) struct JoinState {
-    done: bool,
-    /// The handle was dropped before the goroutine finished.
-    detached: bool,
-    waiter: Option<Waiter>,
-    result: ResultSlot,
+    state: AtomicU8,
+    body: Cell<Option<&'static BodyFns>>,
+    waiter: UnsafeCell<Option<Waiter>>,
+    /// The body until the goroutine starts, its result once it finished.
+    slot: UnsafeCell<ResultSlot>,
 }
 
 impl JoinState {
     pub(crate) const fn new() -> Self {
         JoinState {
-            done: false,
-            detached: false,
-            waiter: None,
-            result: ResultSlot::empty(),
+            state: AtomicU8::new(completion::PENDING),
+            body: Cell::new(None),
+            waiter: UnsafeCell::new(None),
+            slot: UnsafeCell::new(ResultSlot::empty()),
+        }
+    }
+
+    /// Empties the state for the record's next goroutine, dropping what is left in it.
+    ///
+    /// # Safety
+    ///
+    /// Nothing refers to the record.
+    pub(crate) unsafe fn reset(&self) {
+        self.state.store(completion::PENDING, Ordering::Relaxed);
+        self.body.set(None);
+        // SAFETY: exclusive by the caller's contract.
+        unsafe {
+            *self.waiter.get() = None;
+            *self.slot.get() = ResultSlot::empty();
         }
     }
 }
 
+/// Stores `body` as what new goroutine `g` runs when it starts.
+///
+/// # Safety
+///
+/// `g` is not queued yet: nothing else touches it.
+pub(crate) unsafe fn set_body<F, T>(g: &G, body: F)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: exclusive by the caller's contract.
+    unsafe { (*g.join.slot.get()).put(body) };
+    g.join.body.set(Some(Erased::<F, T>::FNS));
+}
+
+/// Runs the body of goroutine `g` and completes it with the result.
+///
+/// # Safety
+///
+/// The caller is goroutine `g`, starting (once).
+pub(crate) unsafe fn run_body(g: &G) {
+    let fns = g.join.body.get().expect("a spawned goroutine has a body");
+    // SAFETY: forwarded.
+    unsafe { (fns.run)(g) };
+}
+
+/// Completes goroutine `g`, which can never start, with `payload` as its panic.
+///
+/// # Safety
+///
+/// `g` was spawned, never started, and never will; the caller is not an M.
+pub(crate) unsafe fn abandon(g: &G, payload: Box<dyn Any + Send>) {
+    let fns = g.join.body.get().expect("a spawned goroutine has a body");
+    // SAFETY: forwarded.
+    unsafe { (fns.abandon)(g, payload) };
+}
+
 /// Stores the running goroutine's result and wakes its joiner, if any; drops the result here,
 /// in the goroutine, if its handle is gone.
-pub(crate) fn complete<T>(g: &G, result: thread::Result<T>) {
-    let (waiter, unclaimed) = {
-        let mut state = g.join.lock();
-        state.done = true;
-        if state.detached {
-            (None, Some(result))
-        } else {
-            state.result.put(result);
-            (state.waiter.take(), None)
+fn complete<T>(g: &G, result: thread::Result<T>) {
+    let join = &g.join;
+    // SAFETY: the running goroutine owns its slot until it finishes (completion invariants).
+    unsafe { (*join.slot.get()).put(result) };
+    match completion::finish(&join.state) {
+        Finished::Stored => {}
+        Finished::Wake => {
+            // SAFETY: finishing found `WAITING`: the waiter slot is the goroutine's now.
+            let waiter = unsafe { (*join.waiter.get()).take() };
+            waiter.expect("a registered waiter").wake();
         }
-    };
-    if unclaimed.is_some() {
-        // A panicking `Drop` must not unwind out of the goroutine into its M.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(unclaimed)));
-    }
-    if let Some(waiter) = waiter {
-        waiter.wake();
+        Finished::Unclaimed => {
+            // SAFETY: the handle is gone, so the result is the goroutine's to drop.
+            let unclaimed = unsafe { (*join.slot.get()).take::<thread::Result<T>>() };
+            // A panicking `Drop` must not unwind out of the goroutine into its M.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(unclaimed)));
+        }
     }
 }
 
@@ -193,21 +285,25 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(handle.join().unwrap(), "done");
     /// ```
     pub fn join(self) -> thread::Result<T> {
-        // The result is taken here, so `Drop` has nothing to do: skip its second lock.
+        // The result is taken here, so `Drop` has nothing to do.
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is neither used nor dropped after its record reference is moved out.
         let g = unsafe { std::ptr::read(&this.g) };
-        loop {
-            {
-                let mut state = g.join.lock();
-                if state.done {
-                    // SAFETY: the body stored this handle's `thread::Result<T>`; taken once.
-                    return unsafe { state.result.take() };
+        let join = &g.join;
+        if !completion::is_done(&join.state) {
+            // SAFETY: before registering, the waiter slot is the handle's.
+            unsafe { *join.waiter.get() = Some(Waiter::current()) };
+            if completion::register_waiter(&join.state) {
+                while !completion::is_done(&join.state) {
+                    scheduler::park_current(WaitReason::Join);
                 }
-                state.waiter = Some(Waiter::current());
+            } else {
+                // SAFETY: the goroutine finished first: the waiter slot is still the handle's.
+                drop(unsafe { (*join.waiter.get()).take() });
             }
-            scheduler::park_current(WaitReason::Join);
         }
+        // SAFETY: `DONE`: the slot holds this handle's `thread::Result<T>`, taken once.
+        unsafe { (*join.slot.get()).take() }
     }
 
     /// Whether the goroutine has finished.
@@ -221,7 +317,7 @@ impl<T> JoinHandle<T> {
     /// }
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.g.join.lock().done
+        completion::is_done(&self.g.join.state)
     }
 
     /// The goroutine's id.
@@ -233,23 +329,16 @@ impl<T> JoinHandle<T> {
     /// println!("spawned goroutine {}", handle.id());
     /// ```
     pub fn id(&self) -> GoroutineId {
-        self.g.id
+        self.g.id()
     }
 }
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        let unclaimed = {
-            let mut state = self.g.join.lock();
-            if state.done {
-                // SAFETY: the slot holds this handle's `thread::Result<T>`, if anything.
-                unsafe { state.result.take_if_full::<thread::Result<T>>() }
-            } else {
-                state.detached = true;
-                None
-            }
-        };
-        drop(unclaimed);
+        if completion::detach(&self.g.join.state) {
+            // SAFETY: `DONE`: the slot holds this handle's `thread::Result<T>`.
+            drop(unsafe { (*self.g.join.slot.get()).take::<thread::Result<T>>() });
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 
 #[cfg(not(loom))]
 mod builder;
+pub(crate) mod completion;
 #[cfg(not(loom))]
 mod config;
 #[cfg(not(loom))]
@@ -83,7 +84,7 @@ mod public {
         /// assert!(id.as_u64() >= 1);
         /// ```
         pub fn id(&self) -> GoroutineId {
-            self.g.id
+            self.g.id()
         }
 
         /// The goroutine's name, if it was given one.
@@ -96,7 +97,7 @@ mod public {
         /// # Ok::<(), std::io::Error>(())
         /// ```
         pub fn name(&self) -> Option<&str> {
-            self.g.name.as_deref()
+            self.g.name()
         }
 
         /// Wakes the goroutine from [`park`], or makes its next `park` return at once (like

@@ -95,8 +95,8 @@ extern "C" fn on_fault(
         // SAFETY: the owner word names the running (so live) goroutine.
         let g = unsafe { &*(span.owner() as *const G) };
         let mut message = Buffer::new();
-        let _ = write!(message, "fatal error: goroutine {}", g.id);
-        if let Some(name) = g.name.as_deref() {
+        let _ = write!(message, "fatal error: goroutine {}", g.id());
+        if let Some(name) = g.name() {
             let _ = write!(message, " [{name}]");
         }
         let reserved_kib = (span.limit() - span.base() - GUARD_BYTES) / 1024;

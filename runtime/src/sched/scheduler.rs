@@ -20,14 +20,14 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use corosensei::CoroutineResult;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use parking_lot::{Condvar, Mutex};
 
 use super::config::Config;
 use super::g::{G, GRef, Switch, WaitReason, status};
-use super::park;
-use crate::stack::{Stack, StackCache, StackError, StackSize};
+use super::{join, park};
+use crate::stack::{Stack, StackCache};
 
 /// P status values (the low byte of the status word; the rest is the holder's epoch).
 mod pstatus {
@@ -720,6 +720,10 @@ impl Scheduler {
         if !self.config.migration {
             g.lock_to(&m.m);
         }
+        // SAFETY: this M moved the status to RUNNING.
+        if !unsafe { g.started() } && !self.start(this, &g) {
+            return;
+        }
         m.current.set(g.as_ptr());
         this.lend(m.epoch.get());
         // SAFETY: this M moved the status to RUNNING.
@@ -752,7 +756,6 @@ impl Scheduler {
             }
             CoroutineResult::Return(()) => {
                 g.leave_running(status::DEAD);
-                super::registry::unregister(&g);
                 // SAFETY: this M ran the goroutine to its end.
                 if let Some(coroutine) = unsafe { g.take_coroutine() } {
                     let stack = coroutine.into_stack();
@@ -765,6 +768,53 @@ impl Scheduler {
                     }
                 }
                 self.count_goroutines(m.p.get(), -1);
+                // SAFETY: this M ran the goroutine to its end.
+                unsafe { g.release_alive() };
+            }
+        }
+    }
+
+    /// Gives goroutine `g`, about to run for the first time on P `p` (held by this M in RUNTIME
+    /// status, `g` in RUNNING status), a stack from the P's cache and its coroutine. The cache
+    /// is LIFO, so the stack is usually the one the last goroutine to finish here left warm.
+    /// `false` if no stack could be had: `g` is then finished with the error as its panic.
+    fn start(&'static self, p: &P, g: &GRef) -> bool {
+        // SAFETY: this M holds the P in RUNTIME status.
+        let stack = Stack::from_cache(&mut unsafe { p.local() }.stacks, g.stack_size());
+        match stack {
+            Ok(stack) => {
+                // The fault handler finds the goroutine of a stack through the span's owner word.
+                stack.set_owner(g.as_ptr() as u64);
+                let coroutine = Coroutine::with_stack(stack, goroutine_main);
+                // SAFETY: this M moved the status to RUNNING.
+                unsafe { g.set_coroutine(coroutine) };
+                true
+            }
+            Err(err) => {
+                let reason = format!(
+                    "goroutine {} cannot start: no {} stack: {err}",
+                    g.id(),
+                    g.stack_size()
+                );
+                g.leave_running(status::DEAD);
+                self.count_goroutines(Some(p.id), -1);
+                let g = g.clone();
+                // The body's `Drop` is user code, which must not run on an M.
+                let abandoned = thread::Builder::new()
+                    .name("gort-abandon".into())
+                    .spawn(move || {
+                        // SAFETY: `g` never started and never will (it is dead); this thread is
+                        // not an M; the goroutine's own reference is dropped once, here.
+                        unsafe {
+                            join::abandon(&g, Box::new(reason));
+                            g.release_alive();
+                        }
+                    });
+                if let Err(spawn_err) = abandoned {
+                    eprintln!("fatal error: out of memory: {err}; {spawn_err}");
+                    std::process::abort();
+                }
+                false
             }
         }
     }
@@ -864,11 +914,12 @@ fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&mut Local) -> R) -> Opti
     Some(result)
 }
 
-/// A stack for a new goroutine, from the caller's P's cache if it holds a P.
-pub(crate) fn take_stack(size: StackSize) -> Result<Stack, StackError> {
-    let sched = get().expect("goroutines are spawned with the scheduler running");
-    with_current_p(sched, |local| Stack::from_cache(&mut local.stacks, size))
-        .unwrap_or_else(|| Stack::new(size))
+/// Where every goroutine starts, on its own stack.
+fn goroutine_main(yielder: &Yielder<(), Switch>, (): ()) {
+    let g = current_g().expect("a goroutine starts on an M");
+    g.set_yielder(yielder);
+    // SAFETY: this is goroutine `g`, starting.
+    unsafe { join::run_body(g) };
 }
 
 /// Who to wake when something a waiter waits for happens.

@@ -69,7 +69,7 @@ fn run(sched: &'static Scheduler) {
 fn report_deadlock() -> ! {
     let mut report = String::from("fatal error: all goroutines are asleep - deadlock!\n");
     let mut goroutines = Vec::new();
-    registry::for_each(|g| goroutines.push((g.id, g.name.clone(), g.wait_reason())));
+    registry::for_each(|g| goroutines.push((g.id(), g.name().map(str::to_owned), g.wait_reason())));
     goroutines.sort_by_key(|&(id, _, _)| id);
     for (id, name, reason) in goroutines {
         match name {
