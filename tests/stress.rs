@@ -133,3 +133,22 @@ fn spawn_yield_join_panic_stress_accounts_for_every_goroutine() {
     assert_eq!(gort::num_goroutines(), 0);
     eprintln!("{rounds} rounds, {spawned} goroutines, {panicked} panicked");
 }
+
+/// The pattern of the spawn+join benchmark: a goroutine spawns a batch and joins it in order, so
+/// the joiner often finds its goroutine finished just after registering (leaving a stale
+/// wake-up token behind) while the next one finishes on the other processor. A lost wake-up
+/// here ends the process with the deadlock report.
+#[test]
+fn joining_batches_from_a_goroutine_never_loses_a_wake_up() {
+    let long = std::env::var_os("GORT_LONG_TESTS").is_some_and(|v| v == "1");
+    let rounds = if long { 5_000 } else { 200 };
+    for _ in 0..rounds {
+        let sum: u64 = gort::spawn(|| {
+            let batch: Vec<_> = (0..10_000u64).map(|i| gort::spawn(move || i)).collect();
+            batch.into_iter().map(|h| h.join().unwrap()).sum()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(sum, 10_000 * 9_999 / 2);
+    }
+}

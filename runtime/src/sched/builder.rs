@@ -98,12 +98,11 @@ impl Builder {
                 .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?,
             None => sched.config.stack_size,
         };
-        let g = GRef::spawn(self.name.map(String::into_boxed_str), size);
+        let (g, queued) = GRef::spawn(self.name.map(String::into_boxed_str), size);
         // SAFETY: `g` is not queued yet.
         unsafe { join::set_body(&g, f) };
-        let handle = JoinHandle::new(g.clone());
-        sched.count_spawn();
-        sched.ready(g, true);
+        sched.ready_new(queued);
+        let handle = JoinHandle::new(g);
         Ok(handle)
     }
 }

@@ -15,7 +15,8 @@
 //!   it. Its non-atomic fields (`id`, `name`, the stack size) are written only then, so anyone
 //!   holding a `GRef` reads them unchanged;
 //! - a goroutine that has not finished holds a reference to its own record (released by the M
-//!   that runs it to its end), so a parked goroutine nobody else refers to stays parked;
+//!   that runs it to its end, [`GRef::finish`]), so a parked goroutine nobody else refers to
+//!   stays parked;
 //! - the coroutine and the yielder pointer are touched only by the one M that moved the status
 //!   to `RUNNING` (resuming it) or by the goroutine itself while it runs (suspending);
 //! - status changes go through [`G::cas_status`], which waits while the `SCAN` bit is held, so
@@ -125,6 +126,29 @@ impl fmt::Display for GoroutineId {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Ids a thread takes from `NEXT_ID` at a time (Go's per-P `goidcache`).
+const ID_BATCH: u64 = 16;
+
+thread_local! {
+    /// The next id this thread hands out, and the end of its batch.
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A new goroutine id, unique in the process.
+fn next_id() -> GoroutineId {
+    let id = IDS
+        .try_with(|ids| {
+            let (mut next, mut end) = ids.get();
+            if next == end {
+                next = NEXT_ID.fetch_add(ID_BATCH, Ordering::Relaxed);
+                end = next + ID_BATCH;
+            }
+            ids.set((next + 1, end));
+            next
+        })
+        .unwrap_or_else(|_| NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    GoroutineId(NonZeroU64::new(id).expect("goroutine ids start at 1"))
+}
 
 pub(crate) struct G {
     refs: AtomicUsize,
@@ -306,15 +330,6 @@ impl G {
         // SAFETY: the yielder lives on this never-moving stack; the caller is the goroutine.
         unsafe { (*yielder).suspend(why) }
     }
-
-    /// Drops the reference the goroutine held on its own record while it was alive.
-    ///
-    /// # Safety
-    ///
-    /// The caller is the M that ran the goroutine to its end, and calls this once.
-    pub(crate) unsafe fn release_alive(&self) {
-        drop(GRef(NonNull::from(self)));
-    }
 }
 
 /// A counted reference to a goroutine record (an `Arc` whose last drop recycles the record).
@@ -326,9 +341,9 @@ unsafe impl Send for GRef {}
 unsafe impl Sync for GRef {}
 
 impl GRef {
-    /// A new goroutine's record, recycled if one is free, holding the goroutine's own reference
-    /// on itself (see [`G::release_alive`]) besides the one returned.
-    pub(crate) fn spawn(name: Option<Box<str>>, stack_size: StackSize) -> GRef {
+    /// A new goroutine's record, recycled if one is free: one reference for its handle, one for
+    /// the run queue, and the goroutine's own (see [`GRef::finish`]).
+    pub(crate) fn spawn(name: Option<Box<str>>, stack_size: StackSize) -> (GRef, GRef) {
         let record = FREE
             .try_with(|free| free.borrow_mut().pop())
             .ok()
@@ -339,10 +354,7 @@ impl GRef {
                 registry::add(record);
                 record
             });
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        record
-            .id
-            .set(GoroutineId(NonZeroU64::new(id).expect("goroutine ids start at 1")));
+        record.id.set(next_id());
         // SAFETY: the record is free: nothing else refers to it (module invariant).
         unsafe { *record.name.get() = name };
         record.stack_size.set(stack_size);
@@ -355,8 +367,23 @@ impl GRef {
             .store(std::ptr::null_mut(), Ordering::Relaxed);
         record.lock_count.set(0);
         record.status.store(status::RUNNABLE, Ordering::Relaxed);
-        record.refs.store(2, Ordering::Release);
-        GRef(NonNull::from(record))
+        record.refs.store(3, Ordering::Release);
+        (GRef(NonNull::from(record)), GRef(NonNull::from(record)))
+    }
+
+    /// Drops this reference and the one the goroutine held on its own record while it ran, in
+    /// one step.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the M that ran the goroutine to its end, and calls this once.
+    pub(crate) unsafe fn finish(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        if this.refs.fetch_sub(2, Ordering::Release) != 2 {
+            return;
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        recycle(&this);
     }
 
     /// A reference to `record` if it is in use (its count is not zero), like `Weak::upgrade`.
@@ -405,8 +432,7 @@ impl Drop for GRef {
             return;
         }
         std::sync::atomic::fence(Ordering::Acquire);
-        // SAFETY: records are leaked by `GRef::spawn` and never freed.
-        recycle(unsafe { &*self.0.as_ptr() });
+        recycle(self);
     }
 }
 
@@ -449,7 +475,9 @@ impl Drop for FreeList {
 
 /// Takes back a record nothing refers to: what it still holds (name, an unclaimed result) is
 /// dropped now, and the record waits for reuse.
-fn recycle(record: &'static G) {
+fn recycle(record: &GRef) {
+    // SAFETY: records are leaked by `GRef::spawn` and never freed.
+    let record: &'static G = unsafe { &*record.0.as_ptr() };
     record.status.store(status::IDLE, Ordering::Relaxed);
     // SAFETY: nothing refers to the record (its count is zero).
     unsafe {

@@ -14,6 +14,11 @@
 //!   from `PARKED` to `EMPTY`, or the M whose commit finds `NOTIFIED` (a wake-up that raced the
 //!   switch);
 //! - a wake-up that finds `NOTIFIED` is a duplicate and does nothing;
+//! - every access that decides something is a read-modify-write, including consuming a token
+//!   and finding one already there: a wake-up that finds the token of an earlier one and adds
+//!   nothing must still be ordered before the consumer's re-check of its condition. With a plain
+//!   load there, the waker could see a token the goroutine was consuming, while the goroutine's
+//!   re-check (after a plain store) missed the waker's condition: a lost wake-up;
 //! - park may return without a matching wake-up (a token left by an earlier one), so callers
 //!   re-check their condition in a loop, as with `std::thread::park`.
 
@@ -30,8 +35,8 @@ pub(crate) fn begin_park(word: &AtomicU8) -> bool {
     match word.compare_exchange(EMPTY, PARKING, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => true,
         Err(_) => {
-            // Only a token can be there: consume it.
-            word.store(EMPTY, Ordering::Release);
+            // Only a token can be there: consume it (see the invariant on read-modify-writes).
+            word.swap(EMPTY, Ordering::AcqRel);
             false
         }
     }
@@ -49,7 +54,7 @@ pub(crate) fn commit_park(word: &AtomicU8) -> bool {
     match word.compare_exchange(PARKING, PARKED, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => true,
         Err(_) => {
-            word.store(EMPTY, Ordering::Release);
+            word.swap(EMPTY, Ordering::AcqRel);
             false
         }
     }
@@ -60,7 +65,7 @@ pub(crate) fn unpark(word: &AtomicU8) -> bool {
     let mut state = word.load(Ordering::Acquire);
     loop {
         let (next, ready) = match state {
-            NOTIFIED => return false,
+            NOTIFIED => (NOTIFIED, false), // a duplicate: it only has to be ordered
             PARKED => (EMPTY, true),
             _ => (NOTIFIED, false), // EMPTY or PARKING: leave a token
         };
@@ -76,7 +81,10 @@ mod loom_model {
     //! The park protocol against a racing wake-up. The goroutine and its M are one model thread
     //! (the M commits right after the switch); the waker is another. The goroutine parks until a
     //! flag is set; the waker sets it and wakes the goroutine. Nothing may be lost (the
-    //! goroutine finishes) or doubled (it is made runnable at most once per park).
+    //! goroutine finishes) or doubled (it is made runnable at most once per park). The model
+    //! runs twice: from an empty word, and from a stale token left by an earlier wake-up (a
+    //! joiner that found its goroutine finished before parking leaves one), which the goroutine
+    //! consumes while the waker finds it.
     //!
     //! Broken variant: `--cfg gort_loom_blind_park` commits the park without checking for a
     //! racing wake-up.
@@ -87,12 +95,12 @@ mod loom_model {
 
     use super::*;
 
-    fn park_against_a_wake_up() {
+    fn park_against_a_wake_up(initial: u8) {
         let mut builder = loom::model::Builder::new();
         builder.preemption_bound = Some(3);
         builder.max_branches = 10_000;
-        builder.check(|| {
-            let word = Arc::new(AtomicU8::new(EMPTY));
+        builder.check(move || {
+            let word = Arc::new(AtomicU8::new(initial));
             let flag = Arc::new(AtomicBool::new(false));
             let readied = Arc::new(AtomicUsize::new(0));
 
@@ -118,7 +126,7 @@ mod loom_model {
             }
             waker.join().unwrap();
             assert!(
-                readied.load(Ordering::Acquire) <= 1,
+                readied.load(Ordering::Acquire) <= parks,
                 "a wake-up readied the goroutine twice"
             );
         });
@@ -127,13 +135,19 @@ mod loom_model {
     #[cfg(not(gort_loom_blind_park))]
     #[test]
     fn loom_park_never_loses_a_wake_up() {
-        park_against_a_wake_up();
+        park_against_a_wake_up(EMPTY);
+    }
+
+    #[cfg(not(gort_loom_blind_park))]
+    #[test]
+    fn loom_park_never_loses_a_wake_up_behind_a_stale_token() {
+        park_against_a_wake_up(NOTIFIED);
     }
 
     #[cfg(gort_loom_blind_park)]
     #[test]
     fn loom_catches_a_blind_park_commit() {
-        let caught = std::panic::catch_unwind(park_against_a_wake_up);
+        let caught = std::panic::catch_unwind(|| park_against_a_wake_up(EMPTY));
         assert!(caught.is_err(), "the model must find the lost wake-up");
     }
 }

@@ -77,7 +77,8 @@ struct Hot {
     tick: AtomicU64,
     /// Goroutines spawned minus goroutines finished on this P (either may be negative; the sum
     /// over all Ps and `Scheduler::goroutines_off_p` is the number of live goroutines). Kept per
-    /// P so that spawning on one M and finishing on another share no cache line.
+    /// P so that spawning on one M and finishing on another share no cache line, and written
+    /// only by the holder in RUNTIME status, so without a locked instruction.
     goroutines: std::sync::atomic::AtomicI64,
 }
 
@@ -140,6 +141,13 @@ impl P {
 
     fn has_work(&self) -> bool {
         !self.stealer.is_empty()
+    }
+
+    /// Counts goroutines spawned (`+1`) or finished (`-1`) here. Only the holder in RUNTIME
+    /// status writes the counter, so a plain read and write suffice.
+    fn count_goroutines(&self, delta: i64) {
+        let count = self.hot.goroutines.load(Ordering::Relaxed);
+        self.hot.goroutines.store(count + delta, Ordering::Relaxed);
     }
 }
 
@@ -264,9 +272,21 @@ impl Scheduler {
         if let Some(target) = g.locked_m() {
             return self.ready_locked(target, g);
         }
+        self.queue(g, next, false);
+    }
+
+    /// Counts a new goroutine live and queues it in `runnext` (see [`Scheduler::ready`]).
+    pub(crate) fn ready_new(&'static self, g: GRef) {
+        self.queue(g, true, true);
+    }
+
+    fn queue(&'static self, g: GRef, next: bool, new: bool) {
         let mut g = Some(g);
         let mut stealable = true;
-        with_current_p(self, |local| {
+        with_current_p(self, |p, local| {
+            if new {
+                p.count_goroutines(1);
+            }
             let g = g.take().expect("queued once");
             if next {
                 match local.runnext.replace(g) {
@@ -278,6 +298,9 @@ impl Scheduler {
             }
         });
         if let Some(g) = g {
+            if new {
+                self.goroutines_off_p.fetch_add(1, Ordering::SeqCst);
+            }
             self.global.push(g);
         }
         if stealable {
@@ -460,18 +483,14 @@ impl Scheduler {
         usize::try_from(on_ps + self.goroutines_off_p.load(Ordering::SeqCst)).unwrap_or(0)
     }
 
-    /// Counts goroutines spawned (`+1`) or finished (`-1`) by the holder of P `p`, or off any P.
-    fn count_goroutines(&self, p: Option<usize>, delta: i64) {
+    /// Counts a goroutine finished by an M that may have lost its P.
+    fn count_finished(&self, p: Option<usize>) {
         match p {
-            Some(p) => self.p(p).hot.goroutines.fetch_add(delta, Ordering::SeqCst),
-            None => self.goroutines_off_p.fetch_add(delta, Ordering::SeqCst),
-        };
-    }
-
-    /// Counts a goroutine just spawned by the caller.
-    pub(crate) fn count_spawn(&self) {
-        let p = current_m().and_then(|m| m.p.get());
-        self.count_goroutines(p, 1);
+            Some(p) => self.p(p).count_goroutines(-1),
+            None => {
+                self.goroutines_off_p.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Whether no goroutine can ever run again: goroutines exist, every M sleeps without work,
@@ -767,9 +786,9 @@ impl Scheduler {
                         None => drop(stack),
                     }
                 }
-                self.count_goroutines(m.p.get(), -1);
+                self.count_finished(m.p.get());
                 // SAFETY: this M ran the goroutine to its end.
-                unsafe { g.release_alive() };
+                unsafe { g.finish() };
             }
         }
     }
@@ -797,19 +816,20 @@ impl Scheduler {
                     g.stack_size()
                 );
                 g.leave_running(status::DEAD);
-                self.count_goroutines(Some(p.id), -1);
+                p.count_goroutines(-1);
                 let g = g.clone();
                 // The body's `Drop` is user code, which must not run on an M.
-                let abandoned = thread::Builder::new()
-                    .name("gort-abandon".into())
-                    .spawn(move || {
-                        // SAFETY: `g` never started and never will (it is dead); this thread is
-                        // not an M; the goroutine's own reference is dropped once, here.
-                        unsafe {
-                            join::abandon(&g, Box::new(reason));
-                            g.release_alive();
-                        }
-                    });
+                let abandoned =
+                    thread::Builder::new()
+                        .name("gort-abandon".into())
+                        .spawn(move || {
+                            // SAFETY: `g` never started and never will (it is dead); this thread is
+                            // not an M; the goroutine's own reference is dropped once, here.
+                            unsafe {
+                                join::abandon(&g, Box::new(reason));
+                                g.finish();
+                            }
+                        });
                 if let Err(spawn_err) = abandoned {
                     eprintln!("fatal error: out of memory: {err}; {spawn_err}");
                     std::process::abort();
@@ -897,7 +917,7 @@ pub(crate) fn current_g_ref() -> Option<GRef> {
 /// Runs `f` on the local queues of the P held by this thread's M, from the M loop or from a
 /// goroutine (taking the P back from user status for the duration). `None` if the caller holds
 /// no P: it is not an M, or sysmon retook the P.
-fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&P, &mut Local) -> R) -> Option<R> {
     let m = current_m()?;
     let p = m.p.get()?;
     let this = sched.p(p);
@@ -907,7 +927,7 @@ fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&mut Local) -> R) -> Opti
         return None;
     }
     // SAFETY: this M holds the P in RUNTIME status (just won back, or the M loop's).
-    let result = f(unsafe { this.local() });
+    let result = f(this, unsafe { this.local() });
     if in_goroutine {
         this.lend(m.epoch.get());
     }
