@@ -2,7 +2,7 @@
 //! goroutines, the global queue, idle lists, work stealing and wake-ups (Go's `proc.go` design).
 //!
 //! Invariants:
-//! - a P's local queue and `runnext` are touched only by the M that holds the P, and only while
+//! - a P's local queues (`queue`, `runnext`, `yielded`) are touched only by the M that holds the P, and only while
 //!   the P's status is `RUNTIME`; while a goroutine runs user code the status is `USER`, and
 //!   the M (or the goroutine, on a runtime call) must win `USER -> RUNTIME` back before touching
 //!   them, because sysmon may have retaken the P meanwhile;
@@ -15,6 +15,7 @@
 //! - at most one M spins looking for work for each busy P, and never more than half of them.
 
 use std::cell::{Cell, UnsafeCell};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -52,8 +53,22 @@ struct Local {
     /// Goroutines taken from `runnext` in a row; past `RUNNEXT_STREAK` the queue goes first, so
     /// two goroutines handing off to each other cannot starve it.
     runnext_streak: u32,
+    /// Goroutines that yielded while no other M could have stolen them (no P idle, no M
+    /// spinning): a plain FIFO that only this P runs, so a yield costs no locked instruction.
+    /// It runs after `queue`, except every `GLOBAL_QUEUE_INTERVAL` ticks, and moves to `queue`
+    /// as soon as a thief may want it.
+    yielded: VecDeque<GRef>,
     /// Stacks for the goroutines this P spawns, from those it saw finish.
     stacks: StackCache,
+}
+
+impl Local {
+    /// Moves the goroutines that yielded where thieves can steal them, oldest first.
+    fn share_yielded(&mut self) {
+        for g in self.yielded.drain(..) {
+            self.queue.push(g);
+        }
+    }
 }
 
 /// Aligned to 128 bytes (two cache lines, as adjacent-line prefetchers pair them), with the
@@ -233,6 +248,7 @@ impl Scheduler {
                         queue,
                         runnext: None,
                         runnext_streak: 0,
+                        yielded: VecDeque::new(),
                         stacks: StackCache::new(),
                     }),
                 }
@@ -306,6 +322,11 @@ impl Scheduler {
         if stealable {
             self.wakep();
         }
+    }
+
+    /// Whether an M may look for work to steal: a P is idle (its M may be woken) or an M spins.
+    fn thief_may_look(&self) -> bool {
+        self.npidle.load(Ordering::Relaxed) != 0 || self.nmspinning.load(Ordering::Relaxed) != 0
     }
 
     /// Starts a spinning M if there is an idle P and nobody spins (Go's `wakep`).
@@ -433,6 +454,7 @@ impl Scheduler {
         if let Some(next) = local.runnext.take() {
             local.queue.push(next);
         }
+        local.share_yielded();
         let has_work = self.p(p).has_work() || !self.global.is_empty();
         self.release_p(p);
         if has_work {
@@ -643,10 +665,16 @@ impl Scheduler {
         {
             return Some(self.found_work(m, g));
         }
-        if tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL)
-            && let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue))
-        {
-            return Some(self.found_work(m, g));
+        if tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL) {
+            if let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue)) {
+                return Some(self.found_work(m, g));
+            }
+            if let Some(g) = local.yielded.pop_front() {
+                return Some(self.found_work(m, g));
+            }
+        }
+        if !local.yielded.is_empty() && self.thief_may_look() {
+            local.share_yielded();
         }
         if local.runnext_streak < RUNNEXT_STREAK
             && let Some(g) = local.runnext.take()
@@ -656,6 +684,9 @@ impl Scheduler {
         }
         local.runnext_streak = 0;
         if let Some(g) = local.queue.pop().or_else(|| local.runnext.take()) {
+            return Some(self.found_work(m, g));
+        }
+        if let Some(g) = local.yielded.pop_front() {
             return Some(self.found_work(m, g));
         }
         if !m.m.locked.is_empty()
@@ -845,8 +876,15 @@ impl Scheduler {
             return self.ready_locked(target, g);
         }
         match m.p.get() {
-            // SAFETY: this M holds the P in RUNTIME status (it just took it back).
-            Some(p) => unsafe { self.p(p).local() }.queue.push(g),
+            Some(p) => {
+                // SAFETY: this M holds the P in RUNTIME status (it just took it back).
+                let local = unsafe { self.p(p).local() };
+                if self.thief_may_look() {
+                    local.queue.push(g);
+                } else {
+                    local.yielded.push_back(g);
+                }
+            }
             None => {
                 self.global.push(g);
                 self.wakep();
