@@ -240,15 +240,23 @@ fn complete<T>(g: &G, result: thread::Result<T>) {
         Finished::Unclaimed => {
             // SAFETY: the handle is gone, so the result is the goroutine's to drop.
             let unclaimed = unsafe { (*join.slot.get()).take::<thread::Result<T>>() };
-            // A panicking `Drop` must not unwind out of the goroutine into its M.
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(unclaimed)));
+            drop_unclaimed(unclaimed);
         }
     }
 }
 
+/// Drops a result nobody will take. A panicking `Drop` goes no further: in a goroutine it must
+/// not unwind into its M, and the thread dropping a handle did not ask for the value.
+fn drop_unclaimed<T>(unclaimed: thread::Result<T>) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(unclaimed)));
+}
+
 /// An owned permission to join a goroutine (wait for it to finish and take its result).
 ///
-/// Dropping it detaches the goroutine, which then runs to its end unobserved.
+/// Dropping it detaches the goroutine, which then runs to its end unobserved. Its result is
+/// dropped by whichever of the two finishes last: the goroutine, or the thread dropping the
+/// handle. A panic in that `Drop` is reported (by the panic hook) and goes no further, on either
+/// side.
 ///
 /// # Examples
 ///
@@ -337,7 +345,8 @@ impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         if completion::detach(&self.g.join.state) {
             // SAFETY: `DONE`: the slot holds this handle's `thread::Result<T>`.
-            drop(unsafe { (*self.g.join.slot.get()).take::<thread::Result<T>>() });
+            let unclaimed = unsafe { (*self.g.join.slot.get()).take::<thread::Result<T>>() };
+            drop_unclaimed(unclaimed);
         }
     }
 }

@@ -28,6 +28,7 @@ mod g;
 mod join;
 #[cfg(not(loom))]
 mod overflow;
+pub(crate) mod ownership;
 pub(crate) mod park;
 #[cfg(not(loom))]
 mod registry;

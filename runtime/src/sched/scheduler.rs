@@ -16,7 +16,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,18 +27,9 @@ use parking_lot::{Condvar, Mutex};
 
 use super::config::Config;
 use super::g::{G, GRef, Switch, WaitReason, status};
+use super::ownership::{self, Ownership, UserFlag};
 use super::{join, park};
 use crate::stack::{Stack, StackCache};
-
-/// P status values (the low byte of the status word; the rest is the holder's epoch).
-mod pstatus {
-    /// Held by an M that is in runtime code: its queues may be touched.
-    pub(super) const RUNTIME: u8 = 0;
-    /// Held by an M that runs user code: sysmon may retake it.
-    pub(super) const USER: u8 = 1;
-    /// On the idle list.
-    pub(super) const IDLE: u8 = 2;
-}
 
 /// How often the global queue is checked first, so that nothing in it starves (Go's 61).
 const GLOBAL_QUEUE_INTERVAL: u64 = 61;
@@ -85,9 +76,11 @@ pub(crate) struct P {
 
 #[repr(align(128))]
 struct Hot {
-    /// `epoch << 8 | state`. Every new holder of the P gets a new epoch, so an M that lost the P
-    /// (sysmon retook it and gave it to another M) cannot take it back with its old one.
-    status: AtomicU64,
+    /// Who holds the P (see [`ownership`]).
+    ownership: Ownership,
+    /// The M that last started holding the P: sysmon reads its user-code flag. Only a hint: the
+    /// flag names the P and epoch it is about.
+    holder: AtomicPtr<M>,
     /// Goroutines started on this P; sysmon compares it across its ticks.
     tick: AtomicU64,
     /// Goroutines spawned minus goroutines finished on this P (either may be negative; the sum
@@ -114,44 +107,32 @@ impl P {
         unsafe { &mut *self.local.get() }
     }
 
-    /// Makes the caller the P's new holder, in RUNTIME status, and answers its epoch. The caller
-    /// owns the P exclusively (it took it off the idle list, or won it from its last holder).
+    /// Makes the caller the P's new holder (outside user code) and answers its epoch. The caller
+    /// owns the P exclusively (it took it off the idle list).
     fn acquire(&self) -> u64 {
-        let epoch = (self.hot.status.load(Ordering::Relaxed) >> 8) + 1;
-        self.hot
-            .status
-            .store(epoch << 8 | u64::from(pstatus::RUNTIME), Ordering::Release);
-        epoch
+        self.hot.ownership.acquire()
     }
 
-    /// Lends the P to user code (`RUNTIME -> USER`): sysmon may retake it from now on.
-    fn lend(&self, epoch: u64) {
-        self.hot
-            .status
-            .store(epoch << 8 | u64::from(pstatus::USER), Ordering::Release);
-    }
-
-    /// Takes the P back from user status (`USER -> RUNTIME`) for the holder of `epoch`; `false`
-    /// if sysmon retook it meanwhile.
-    fn take_back(&self, epoch: u64) -> bool {
-        let user = epoch << 8 | u64::from(pstatus::USER);
-        let runtime = epoch << 8 | u64::from(pstatus::RUNTIME);
-        self.hot
-            .status
-            .compare_exchange(user, runtime, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Puts the P in IDLE status (keeping its epoch).
+    /// Puts the P on the idle side of its ownership word (keeping its epoch).
     fn set_idle(&self) {
-        let epoch = self.hot.status.load(Ordering::Relaxed) >> 8;
-        self.hot
-            .status
-            .store(epoch << 8 | u64::from(pstatus::IDLE), Ordering::Release);
+        self.hot.ownership.release();
     }
 
-    fn state(&self) -> u8 {
-        (self.hot.status.load(Ordering::Acquire) & 0xff) as u8
+    /// Whether M `m`, the holder of `epoch`, takes the P back from user code; `false` if sysmon
+    /// retook it meanwhile.
+    fn take_back(&self, m: &M, epoch: u64) -> bool {
+        self.hot.ownership.take_back(&m.user, self.id, epoch)
+    }
+
+    /// The M running user code with this P, and the P's epoch, if any.
+    fn in_user_code(&self) -> Option<(&'static M, u64)> {
+        let (epoch, state) = self.hot.ownership.load();
+        if state != ownership::State::Held {
+            return None;
+        }
+        // SAFETY: Ms are never freed (the scheduler leaks a reference to each).
+        let holder = unsafe { self.hot.holder.load(Ordering::Acquire).as_ref() }?;
+        holder.user.lent(self.id, epoch).then_some((holder, epoch))
     }
 
     fn has_work(&self) -> bool {
@@ -175,6 +156,8 @@ struct Handoff {
 }
 
 pub(crate) struct M {
+    /// What this M lent to user code (see [`ownership`]); written only by this M.
+    user: UserFlag,
     handoff: Mutex<Option<Handoff>>,
     wake: Condvar,
     /// Goroutines locked to this M (`lock_os_thread`, or no-migration mode) that are runnable.
@@ -217,6 +200,7 @@ pub(crate) fn start(config: Config) -> &'static Scheduler {
     let mut started = false;
     let sched = SCHEDULER.get_or_init(|| {
         started = true;
+        ownership::init();
         Scheduler::new(config)
     });
     if started {
@@ -239,7 +223,8 @@ impl Scheduler {
                 P {
                     id,
                     hot: Hot {
-                        status: AtomicU64::new(pstatus::IDLE as u64),
+                        ownership: Ownership::new(),
+                        holder: AtomicPtr::new(std::ptr::null_mut()),
                         tick: AtomicU64::new(0),
                         goroutines: std::sync::atomic::AtomicI64::new(0),
                     },
@@ -421,6 +406,7 @@ impl Scheduler {
     fn spawn_m(&'static self, handoff: Handoff) {
         let id = self.next_m.fetch_add(1, Ordering::Relaxed);
         let m = Arc::new(M {
+            user: UserFlag::new(),
             handoff: Mutex::new(Some(handoff)),
             wake: Condvar::new(),
             locked: Injector::new(),
@@ -465,10 +451,11 @@ impl Scheduler {
     /// Retakes a P whose M has run one goroutine's user code since `tick`: called by sysmon.
     pub(crate) fn retake(&'static self, p: usize, tick: u64) -> bool {
         let this = self.p(p);
-        let status = this.hot.status.load(Ordering::Acquire);
+        let Some((holder, epoch)) = this.in_user_code() else {
+            return false;
+        };
         if this.hot.tick.load(Ordering::Relaxed) != tick
-            || (status & 0xff) as u8 != pstatus::USER
-            || !this.take_back(status >> 8)
+            || this.hot.ownership.retake(&holder.user, p, epoch).is_none()
         {
             return false;
         }
@@ -480,7 +467,7 @@ impl Scheduler {
     pub(crate) fn busy_ps(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.ps
             .iter()
-            .filter(|p| p.state() == pstatus::USER)
+            .filter(|p| p.in_user_code().is_some())
             .map(|p| (p.id, p.hot.tick.load(Ordering::Relaxed)))
     }
 
@@ -626,8 +613,7 @@ impl Scheduler {
                 Some(p) => p,
                 None => {
                     let handoff = self.stopm(&m);
-                    local.p.set(Some(handoff.p));
-                    local.epoch.set(handoff.epoch);
+                    local.hold(self, handoff.p, handoff.epoch);
                     local.ran_with_p.set(false);
                     local.spinning.set(handoff.spinning);
                     handoff.p
@@ -740,8 +726,7 @@ impl Scheduler {
         if self.any_work()
             && let Some((p, epoch)) = self.take_idle_p()
         {
-            m.p.set(Some(p));
-            m.epoch.set(epoch);
+            m.hold(self, p, epoch);
             if was_spinning {
                 m.spinning.set(true);
                 self.nmspinning.fetch_add(1, Ordering::SeqCst);
@@ -775,14 +760,14 @@ impl Scheduler {
             return;
         }
         m.current.set(g.as_ptr());
-        this.lend(m.epoch.get());
+        m.m.user.lend(p, m.epoch.get());
         // SAFETY: this M moved the status to RUNNING.
         let outcome = unsafe { g.resume() };
         m.current.set(std::ptr::null());
         // Back in the runtime: take the P back unless sysmon retook it (or the goroutine gave it
         // away in `blocking`).
         if let Some(p) = m.p.get() {
-            let kept = self.p(p).take_back(m.epoch.get());
+            let kept = self.p(p).take_back(&m.m, m.epoch.get());
             if !kept {
                 m.p.set(None);
             }
@@ -922,6 +907,19 @@ struct MLocal {
     current: Cell<*const G>,
 }
 
+impl MLocal {
+    /// Starts holding P `p` at `epoch` (handed over, or taken off the idle list).
+    fn hold(&self, sched: &Scheduler, p: usize, epoch: u64) {
+        self.p.set(Some(p));
+        self.epoch.set(epoch);
+        sched
+            .p(p)
+            .hot
+            .holder
+            .store(Arc::as_ptr(&self.m).cast_mut(), Ordering::Release);
+    }
+}
+
 thread_local! {
     static CURRENT_M: Cell<*const MLocal> = const { Cell::new(std::ptr::null()) };
 }
@@ -960,14 +958,14 @@ fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&P, &mut Local) -> R) -> 
     let p = m.p.get()?;
     let this = sched.p(p);
     let in_goroutine = !m.current.get().is_null();
-    if in_goroutine && !this.take_back(m.epoch.get()) {
+    if in_goroutine && !this.take_back(&m.m, m.epoch.get()) {
         m.p.set(None);
         return None;
     }
     // SAFETY: this M holds the P in RUNTIME status (just won back, or the M loop's).
     let result = f(this, unsafe { this.local() });
     if in_goroutine {
-        this.lend(m.epoch.get());
+        m.m.user.lend(p, m.epoch.get());
     }
     Some(result)
 }
@@ -1056,7 +1054,7 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let Some(p) = m.p.get().filter(|_| !m.current.get().is_null()) else {
         return f();
     };
-    if sched.p(p).take_back(m.epoch.get()) {
+    if sched.p(p).take_back(&m.m, m.epoch.get()) {
         sched.handoff_p(p);
     }
     m.p.set(None);
@@ -1069,9 +1067,8 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
     match sched.take_idle_p() {
         Some((p, epoch)) => {
-            m.p.set(Some(p));
-            m.epoch.set(epoch);
-            sched.p(p).lend(epoch);
+            m.hold(sched, p, epoch);
+            m.m.user.lend(p, epoch);
         }
         None => {
             let g = current_g().expect("blocking runs in a goroutine");

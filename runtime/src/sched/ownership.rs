@@ -1,0 +1,304 @@
+//! Who holds a processor (P): its M, or sysmon taking it from an M stuck in user code.
+//!
+//! An M switches goroutines millions of times a second and, on each switch, lends its P to user
+//! code (sysmon may retake it from then on) and takes it back. sysmon retakes a P about once per
+//! 10 ms at most. The protocol puts the cost on sysmon's side (an asymmetric Dekker handshake):
+//! taking the P back is a store, a compiler fence and a load, while sysmon pays a
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every thread of the process pass
+//! through a full memory barrier. Where the kernel lacks it, both sides use full fences.
+//!
+//! Two words:
+//! - the P's [`Ownership`] word, `epoch << 8 | state` (`HELD`, `RETAKING`, `IDLE`): every new
+//!   holder gets a new epoch, so an M that lost its P can never take it back;
+//! - each M's [`UserFlag`], written only by that M: the P and epoch it lent to user code, and
+//!   whether user code runs now.
+//!
+//! The handshake: the M leaving user code writes its flag, fences, then reads the P's word;
+//! sysmon moves the word `HELD -> RETAKING`, fences (heavily), then reads the M's flag. At least
+//! one of them sees the other's write, so:
+//! - an M that reads `HELD` keeps its P, and sysmon then sees the M out of user code and puts
+//!   the word back to `HELD`;
+//! - an M that reads `RETAKING` waits for sysmon's verdict: sysmon retakes the P (a new epoch)
+//!   only if it saw the M still in user code.
+//!
+//! Invariants:
+//! - a P's queues are touched only by its holder outside user code: the M after `take_back`
+//!   answered `true` (or after `acquire`), or sysmon after `retake` answered `Some`;
+//! - only an M writes its own flag, so a stale write cannot hide another M's state;
+//! - `RETAKING` is set and cleared only by sysmon, and lasts only for its handshake.
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+
+const HELD: u64 = 0;
+const RETAKING: u64 = 1;
+const IDLE: u64 = 2;
+
+/// The state of a P's ownership word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Held,
+    Retaking,
+    Idle,
+}
+
+/// A P's ownership word.
+pub(crate) struct Ownership {
+    word: AtomicU64,
+}
+
+impl Ownership {
+    pub(crate) fn new() -> Ownership {
+        Ownership {
+            word: AtomicU64::new(IDLE),
+        }
+    }
+
+    /// Makes the caller the P's new holder and answers its epoch. The caller owns the P
+    /// exclusively (it took it off the idle list, or won it from sysmon's retake).
+    pub(crate) fn acquire(&self) -> u64 {
+        let epoch = (self.word.load(Ordering::Relaxed) >> 8) + 1;
+        self.word.store(epoch << 8 | HELD, Ordering::Release);
+        epoch
+    }
+
+    /// Marks the P idle (its holder gives it up).
+    pub(crate) fn release(&self) {
+        let epoch = self.word.load(Ordering::Relaxed) >> 8;
+        self.word.store(epoch << 8 | IDLE, Ordering::Release);
+    }
+
+    /// The current epoch and state.
+    pub(crate) fn load(&self) -> (u64, State) {
+        let word = self.word.load(Ordering::Acquire);
+        let state = match word & 0xff {
+            HELD => State::Held,
+            RETAKING => State::Retaking,
+            _ => State::Idle,
+        };
+        (word >> 8, state)
+    }
+
+    /// The holder of `epoch`, leaving user code (its flag `user`): `true` if it still holds the
+    /// P, `false` if sysmon retook it.
+    pub(crate) fn take_back(&self, user: &UserFlag, p: usize, epoch: u64) -> bool {
+        user.0.store(tag(p, epoch), Ordering::Relaxed);
+        light_fence();
+        loop {
+            let word = self.word.load(Ordering::Acquire);
+            if word == epoch << 8 | HELD {
+                return true;
+            }
+            if word != epoch << 8 | RETAKING {
+                return false;
+            }
+            // sysmon decides within its handshake.
+            std::hint::spin_loop();
+            #[cfg(loom)]
+            loom::thread::yield_now();
+        }
+    }
+
+    /// sysmon: retakes the P from the holder of `epoch` (whose flag is `user`) if that holder
+    /// runs user code; answers the epoch sysmon now holds the P with.
+    pub(crate) fn retake(&self, user: &UserFlag, p: usize, epoch: u64) -> Option<u64> {
+        let lent = tag(p, epoch) | IN_USER;
+        #[cfg(all(loom, gort_loom_blind_retake))]
+        let seen_before = user.0.load(Ordering::Acquire);
+        if self
+            .word
+            .compare_exchange(
+                epoch << 8 | HELD,
+                epoch << 8 | RETAKING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return None;
+        }
+        heavy_fence();
+        // Broken on purpose: deciding on a look taken before the handshake.
+        #[cfg(all(loom, gort_loom_blind_retake))]
+        let seen = seen_before;
+        #[cfg(not(all(loom, gort_loom_blind_retake)))]
+        let seen = user.0.load(Ordering::Acquire);
+        if seen == lent {
+            let next = epoch + 1;
+            self.word.store(next << 8 | HELD, Ordering::Release);
+            Some(next)
+        } else {
+            self.word.store(epoch << 8 | HELD, Ordering::Release);
+            None
+        }
+    }
+}
+
+/// Set in a flag while user code runs.
+const IN_USER: u64 = 1;
+/// Bits of a flag that hold the P's index; the epoch takes the rest above the `IN_USER` bit.
+const P_BITS: u32 = 16;
+
+/// What an M has lent to user code: `p << 48 | epoch << 1 | in_user`.
+fn tag(p: usize, epoch: u64) -> u64 {
+    debug_assert!(p < 1 << P_BITS);
+    (p as u64) << (64 - P_BITS) | (epoch << 1 & ((1 << (64 - P_BITS)) - 1))
+}
+
+/// An M's flag: which P and epoch it lent to user code, and whether user code runs.
+pub(crate) struct UserFlag(AtomicU64);
+
+impl UserFlag {
+    pub(crate) fn new() -> UserFlag {
+        UserFlag(AtomicU64::new(0))
+    }
+
+    /// The holder of P `p` at `epoch` enters user code: sysmon may retake the P from now on.
+    /// The release store orders the holder's queue accesses before a retake that sees it.
+    pub(crate) fn lend(&self, p: usize, epoch: u64) {
+        self.0.store(tag(p, epoch) | IN_USER, Ordering::Release);
+    }
+
+    /// Whether the M runs user code with P `p` at `epoch`.
+    pub(crate) fn lent(&self, p: usize, epoch: u64) -> bool {
+        self.0.load(Ordering::Relaxed) == tag(p, epoch) | IN_USER
+    }
+}
+
+#[cfg(not(loom))]
+mod fences {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{Ordering, compiler_fence, fence};
+
+    const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
+    const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+    static ASYMMETRIC: OnceLock<bool> = OnceLock::new();
+
+    fn membarrier(command: libc::c_long) -> libc::c_long {
+        // SAFETY: membarrier takes two integer arguments and touches no user memory.
+        unsafe { libc::syscall(libc::SYS_membarrier, command, 0 as libc::c_long, 0) }
+    }
+
+    /// Whether the kernel runs expedited private membarriers for this process (registered on
+    /// first use; Linux 4.14 and later).
+    pub(super) fn asymmetric() -> bool {
+        *ASYMMETRIC.get_or_init(|| {
+            let supported = membarrier(MEMBARRIER_CMD_QUERY);
+            supported >= 0
+                && supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED != 0
+                && membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+        })
+    }
+
+    #[inline]
+    pub(super) fn light_fence() {
+        if ASYMMETRIC.get() == Some(&true) {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    pub(super) fn heavy_fence() {
+        if !asymmetric() || membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 {
+            fence(Ordering::SeqCst);
+        }
+    }
+}
+
+/// Registers the process for asymmetric fences; called once when the scheduler starts, before
+/// any M runs, so that every M sees the same choice.
+#[cfg(not(loom))]
+pub(crate) fn init() {
+    let asymmetric = fences::asymmetric();
+    log::debug!(
+        "gort: processor retakes use {}",
+        if asymmetric {
+            "membarrier (asymmetric fences)"
+        } else {
+            "full fences (no membarrier)"
+        }
+    );
+}
+
+#[cfg(not(loom))]
+use fences::{heavy_fence, light_fence};
+
+// loom has no membarrier: a full fence on both sides is what membarrier guarantees.
+#[cfg(loom)]
+fn light_fence() {
+    crate::sync::atomic::fence(Ordering::SeqCst);
+}
+
+#[cfg(loom)]
+fn heavy_fence() {
+    crate::sync::atomic::fence(Ordering::SeqCst);
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! An M lends its P to user code and takes it back while sysmon tries to retake it. Both
+    //! write the P's queues (a loom cell) when they believe they hold it; loom reports any
+    //! overlap, and exactly one of them ends up holding the P.
+    //!
+    //! Broken variant: `--cfg gort_loom_blind_retake` makes sysmon decide on the M's flag as it
+    //! saw it before the handshake.
+
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::*;
+
+    struct Shared {
+        ownership: Ownership,
+        flag: UserFlag,
+        queues: UnsafeCell<u32>,
+    }
+
+    fn retake_against_take_back() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(|| {
+            let shared = Arc::new(Shared {
+                ownership: Ownership::new(),
+                flag: UserFlag::new(),
+                queues: UnsafeCell::new(0),
+            });
+            let epoch = shared.ownership.acquire();
+            shared.flag.lend(0, epoch);
+            let sysmon = {
+                let shared = shared.clone();
+                thread::spawn(move || {
+                    let retook = shared.ownership.retake(&shared.flag, 0, epoch).is_some();
+                    if retook {
+                        // SAFETY: sysmon holds the P (the invariant under test).
+                        shared.queues.with_mut(|queues| unsafe { *queues += 1 });
+                    }
+                    retook
+                })
+            };
+            let kept = shared.ownership.take_back(&shared.flag, 0, epoch);
+            if kept {
+                // SAFETY: the M holds the P (the invariant under test).
+                shared.queues.with_mut(|queues| unsafe { *queues += 1 });
+            }
+            let retook = sysmon.join().unwrap();
+            assert!(kept != retook, "kept {kept}, retook {retook}");
+        });
+    }
+
+    #[cfg(not(gort_loom_blind_retake))]
+    #[test]
+    fn loom_retake_and_take_back_exclude_each_other() {
+        retake_against_take_back();
+    }
+
+    #[cfg(gort_loom_blind_retake)]
+    #[test]
+    fn loom_catches_a_blind_retake() {
+        let caught = std::panic::catch_unwind(retake_against_take_back);
+        assert!(caught.is_err(), "the model must find the double holder");
+    }
+}
