@@ -18,7 +18,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const BATCH: u64 = 10_000;
-const YIELDS: u64 = 10_000;
+const YIELDS: u64 = 100_000;
 
 fn spawn_join(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn+join, per goroutine (batches of 10,000)");

@@ -78,17 +78,17 @@ impl Ownership {
         (word >> 8, state)
     }
 
-    /// The holder of `epoch`, leaving user code (its flag `user`): `true` if it still holds the
+    /// The holder of `lease`, leaving user code (its flag `user`): `true` if it still holds the
     /// P, `false` if sysmon retook it.
-    pub(crate) fn take_back(&self, user: &UserFlag, p: usize, epoch: u64) -> bool {
-        user.0.store(tag(p, epoch), Ordering::Relaxed);
+    pub(crate) fn take_back(&self, user: &UserFlag, lease: Lease) -> bool {
+        user.0.store(lease.tag, Ordering::Relaxed);
         light_fence();
         loop {
             let word = self.word.load(Ordering::Acquire);
-            if word == epoch << 8 | HELD {
+            if word == lease.epoch << 8 | HELD {
                 return true;
             }
-            if word != epoch << 8 | RETAKING {
+            if word != lease.epoch << 8 | RETAKING {
                 return false;
             }
             // sysmon decides within its handshake.
@@ -144,6 +144,22 @@ fn tag(p: usize, epoch: u64) -> u64 {
     (p as u64) << (64 - P_BITS) | (epoch << 1 & ((1 << (64 - P_BITS)) - 1))
 }
 
+/// What an M holds: a P at an epoch, with the flag value that names them, computed once.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Lease {
+    epoch: u64,
+    tag: u64,
+}
+
+impl Lease {
+    pub(crate) fn new(p: usize, epoch: u64) -> Lease {
+        Lease {
+            epoch,
+            tag: tag(p, epoch),
+        }
+    }
+}
+
 /// An M's flag: which P and epoch it lent to user code, and whether user code runs.
 pub(crate) struct UserFlag(AtomicU64);
 
@@ -152,10 +168,10 @@ impl UserFlag {
         UserFlag(AtomicU64::new(0))
     }
 
-    /// The holder of P `p` at `epoch` enters user code: sysmon may retake the P from now on.
-    /// The release store orders the holder's queue accesses before a retake that sees it.
-    pub(crate) fn lend(&self, p: usize, epoch: u64) {
-        self.0.store(tag(p, epoch) | IN_USER, Ordering::Release);
+    /// The holder of `lease` enters user code: sysmon may retake the P from now on. The release
+    /// store orders the holder's queue accesses before a retake that sees it.
+    pub(crate) fn lend(&self, lease: Lease) {
+        self.0.store(lease.tag | IN_USER, Ordering::Release);
     }
 
     /// Whether the M runs user code with P `p` at `epoch`.
@@ -267,7 +283,8 @@ mod loom_model {
                 queues: UnsafeCell::new(0),
             });
             let epoch = shared.ownership.acquire();
-            shared.flag.lend(0, epoch);
+            let lease = Lease::new(0, epoch);
+            shared.flag.lend(lease);
             let sysmon = {
                 let shared = shared.clone();
                 thread::spawn(move || {
@@ -279,7 +296,7 @@ mod loom_model {
                     retook
                 })
             };
-            let kept = shared.ownership.take_back(&shared.flag, 0, epoch);
+            let kept = shared.ownership.take_back(&shared.flag, lease);
             if kept {
                 // SAFETY: the M holds the P (the invariant under test).
                 shared.queues.with_mut(|queues| unsafe { *queues += 1 });

@@ -27,7 +27,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::config::Config;
 use super::g::{G, GRef, Switch, WaitReason, status};
-use super::ownership::{self, Ownership, UserFlag};
+use super::ownership::{self, Lease, Ownership, UserFlag};
 use super::{join, park};
 use crate::stack::{Stack, StackCache};
 
@@ -118,10 +118,10 @@ impl P {
         self.hot.ownership.release();
     }
 
-    /// Whether M `m`, the holder of `epoch`, takes the P back from user code; `false` if sysmon
+    /// Whether M `m`, the holder of `lease`, takes the P back from user code; `false` if sysmon
     /// retook it meanwhile.
-    fn take_back(&self, m: &M, epoch: u64) -> bool {
-        self.hot.ownership.take_back(&m.user, self.id, epoch)
+    fn take_back(&self, m: &M, lease: Lease) -> bool {
+        self.hot.ownership.take_back(&m.user, lease)
     }
 
     /// The M running user code with this P, and the P's epoch, if any.
@@ -284,7 +284,7 @@ impl Scheduler {
     fn queue(&'static self, g: GRef, next: bool, new: bool) {
         let mut g = Some(g);
         let mut stealable = true;
-        with_current_p(self, |p, local| {
+        with_current_p(|p, local| {
             if new {
                 p.count_goroutines(1);
             }
@@ -493,9 +493,9 @@ impl Scheduler {
     }
 
     /// Counts a goroutine finished by an M that may have lost its P.
-    fn count_finished(&self, p: Option<usize>) {
+    fn count_finished(&self, p: Option<&P>) {
         match p {
-            Some(p) => self.p(p).count_goroutines(-1),
+            Some(p) => p.count_goroutines(-1),
             None => {
                 self.goroutines_off_p.fetch_sub(1, Ordering::SeqCst);
             }
@@ -602,7 +602,7 @@ impl Scheduler {
         let local = MLocal {
             m: Arc::clone(&m),
             p: Cell::new(None),
-            epoch: Cell::new(0),
+            lease: Cell::new(Lease::default()),
             ran_with_p: Cell::new(false),
             spinning: Cell::new(false),
             current: Cell::new(std::ptr::null()),
@@ -616,7 +616,7 @@ impl Scheduler {
                     local.hold(self, handoff.p, handoff.epoch);
                     local.ran_with_p.set(false);
                     local.spinning.set(handoff.spinning);
-                    handoff.p
+                    self.p(handoff.p)
                 }
             };
             if let Some(g) = self.find_runnable(&local, p) {
@@ -627,7 +627,8 @@ impl Scheduler {
 
     /// A goroutine to run on P `p`, or `None` after giving up the P (nothing to do, or an M with
     /// locked goroutines waits for a P).
-    fn find_runnable(&'static self, m: &MLocal, p: usize) -> Option<GRef> {
+    fn find_runnable(&'static self, m: &MLocal, this: &'static P) -> Option<GRef> {
+        let p = this.id;
         // Only after running something with the P: two Ms that both have locked work would
         // otherwise hand it back and forth without either running anything.
         if m.ran_with_p.get()
@@ -640,7 +641,6 @@ impl Scheduler {
             }
             return None;
         }
-        let this = self.p(p);
         // SAFETY: this M holds `p` in RUNTIME status (it just got it or kept it).
         let local = unsafe { this.local() };
         let tick = this.hot.tick.load(Ordering::Relaxed);
@@ -745,9 +745,8 @@ impl Scheduler {
     }
 
     fn execute(&'static self, m: &MLocal, g: GRef) {
-        let p = m.p.get().expect("an M runs goroutines only with a P");
+        let this = m.p.get().expect("an M runs goroutines only with a P");
         m.ran_with_p.set(true);
-        let this = self.p(p);
         this.hot
             .tick
             .store(this.hot.tick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -760,14 +759,14 @@ impl Scheduler {
             return;
         }
         m.current.set(g.as_ptr());
-        m.m.user.lend(p, m.epoch.get());
+        m.m.user.lend(m.lease.get());
         // SAFETY: this M moved the status to RUNNING.
         let outcome = unsafe { g.resume() };
         m.current.set(std::ptr::null());
         // Back in the runtime: take the P back unless sysmon retook it (or the goroutine gave it
         // away in `blocking`).
         if let Some(p) = m.p.get() {
-            let kept = self.p(p).take_back(&m.m, m.epoch.get());
+            let kept = p.take_back(&m.m, m.lease.get());
             if !kept {
                 m.p.set(None);
             }
@@ -798,7 +797,7 @@ impl Scheduler {
                     stack.set_owner(0);
                     match m.p.get() {
                         // SAFETY: this M holds the P in RUNTIME status (it just took it back).
-                        Some(p) => stack.into_cache(&mut unsafe { self.p(p).local() }.stacks),
+                        Some(p) => stack.into_cache(&mut unsafe { p.local() }.stacks),
                         None => drop(stack),
                     }
                 }
@@ -863,7 +862,7 @@ impl Scheduler {
         match m.p.get() {
             Some(p) => {
                 // SAFETY: this M holds the P in RUNTIME status (it just took it back).
-                let local = unsafe { self.p(p).local() };
+                let local = unsafe { p.local() };
                 if self.thief_may_look() {
                     local.queue.push(g);
                 } else {
@@ -898,9 +897,9 @@ fn steal(mut attempt: impl FnMut() -> Steal<GRef>) -> Option<GRef> {
 /// (the M loop, and goroutines while they run on it).
 struct MLocal {
     m: Arc<M>,
-    p: Cell<Option<usize>>,
-    /// This M's epoch as the holder of `p`.
-    epoch: Cell<u64>,
+    p: Cell<Option<&'static P>>,
+    /// This M's lease on `p` (valid while `p` is set).
+    lease: Cell<Lease>,
     /// Whether this M has run a goroutine since it got its P.
     ran_with_p: Cell<bool>,
     spinning: Cell<bool>,
@@ -909,9 +908,9 @@ struct MLocal {
 
 impl MLocal {
     /// Starts holding P `p` at `epoch` (handed over, or taken off the idle list).
-    fn hold(&self, sched: &Scheduler, p: usize, epoch: u64) {
-        self.p.set(Some(p));
-        self.epoch.set(epoch);
+    fn hold(&self, sched: &'static Scheduler, p: usize, epoch: u64) {
+        self.p.set(Some(sched.p(p)));
+        self.lease.set(Lease::new(p, epoch));
         sched
             .p(p)
             .hot
@@ -953,19 +952,18 @@ pub(crate) fn current_g_ref() -> Option<GRef> {
 /// Runs `f` on the local queues of the P held by this thread's M, from the M loop or from a
 /// goroutine (taking the P back from user status for the duration). `None` if the caller holds
 /// no P: it is not an M, or sysmon retook the P.
-fn with_current_p<R>(sched: &Scheduler, f: impl FnOnce(&P, &mut Local) -> R) -> Option<R> {
+fn with_current_p<R>(f: impl FnOnce(&P, &mut Local) -> R) -> Option<R> {
     let m = current_m()?;
-    let p = m.p.get()?;
-    let this = sched.p(p);
+    let this = m.p.get()?;
     let in_goroutine = !m.current.get().is_null();
-    if in_goroutine && !this.take_back(&m.m, m.epoch.get()) {
+    if in_goroutine && !this.take_back(&m.m, m.lease.get()) {
         m.p.set(None);
         return None;
     }
     // SAFETY: this M holds the P in RUNTIME status (just won back, or the M loop's).
     let result = f(this, unsafe { this.local() });
     if in_goroutine {
-        m.m.user.lend(p, m.epoch.get());
+        m.m.user.lend(m.lease.get());
     }
     Some(result)
 }
@@ -1054,8 +1052,8 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let Some(p) = m.p.get().filter(|_| !m.current.get().is_null()) else {
         return f();
     };
-    if sched.p(p).take_back(&m.m, m.epoch.get()) {
-        sched.handoff_p(p);
+    if p.take_back(&m.m, m.lease.get()) {
+        sched.handoff_p(p.id);
     }
     m.p.set(None);
     let result = f();
@@ -1068,7 +1066,7 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match sched.take_idle_p() {
         Some((p, epoch)) => {
             m.hold(sched, p, epoch);
-            m.m.user.lend(p, epoch);
+            m.m.user.lend(m.lease.get());
         }
         None => {
             let g = current_g().expect("blocking runs in a goroutine");
