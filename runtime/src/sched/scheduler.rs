@@ -2,12 +2,12 @@
 //! goroutines, the global queue, idle lists, work stealing and wake-ups (Go's `proc.go` design).
 //!
 //! Invariants:
-//! - a P's local queues (`queue`, `runnext`, `yielded`) are touched only by the M that holds the P, and only while
-//!   the P's status is `RUNTIME`; while a goroutine runs user code the status is `USER`, and
-//!   the M (or the goroutine, on a runtime call) must win `USER -> RUNTIME` back before touching
-//!   them, because sysmon may have retaken the P meanwhile;
-//! - an M holds at most one P; a P is held by at most one M or is on the idle list: every new
-//!   holder gets a new epoch in the P's status word, so an M whose P was retaken cannot win it
+//! - a P's local queues (`queue`, `runnext`, `yielded`) are touched only by the M that holds the
+//!   P, and only outside user code: while a goroutine runs, the P is lent to user code, and the
+//!   M (or the goroutine, on a runtime call) must take it back first, because sysmon may have
+//!   retaken it meanwhile (the [`ownership`] handshake);
+//! - an M holds at most one P; a P is held by at most one M (or sysmon, briefly) or is on the
+//!   idle list: every new holder gets a new epoch, so an M whose P was retaken cannot take it
 //!   back from the next holder;
 //! - work made runnable is never stranded: whoever queues it calls [`wakep`], and an M that gives
 //!   up its P re-checks every queue after announcing it (sequentially consistent counters on
@@ -86,11 +86,11 @@ struct Hot {
     /// Goroutines spawned minus goroutines finished on this P (either may be negative; the sum
     /// over all Ps and `Scheduler::goroutines_off_p` is the number of live goroutines). Kept per
     /// P so that spawning on one M and finishing on another share no cache line, and written
-    /// only by the holder in RUNTIME status, so without a locked instruction.
+    /// only by the holder outside user code, so without a locked instruction.
     goroutines: std::sync::atomic::AtomicI64,
 }
 
-// SAFETY: `local` is touched only by the M holding the P in `RUNTIME` status (module invariant);
+// SAFETY: `local` is touched only by the M holding the P outside user code (module invariant);
 // handing a P between Ms goes through the idle list's mutex or an M's handoff mutex, which order
 // the previous holder's accesses before the next one's.
 unsafe impl Sync for P {}
@@ -100,7 +100,7 @@ impl P {
     ///
     /// # Safety
     ///
-    /// The caller's M holds this P in `RUNTIME` status, and the reference does not outlive that.
+    /// The caller's M holds this P outside user code, and the reference does not outlive that.
     #[allow(clippy::mut_from_ref)]
     unsafe fn local(&self) -> &mut Local {
         // SAFETY: exclusive by the caller's contract.
@@ -139,8 +139,8 @@ impl P {
         !self.stealer.is_empty()
     }
 
-    /// Counts goroutines spawned (`+1`) or finished (`-1`) here. Only the holder in RUNTIME
-    /// status writes the counter, so a plain read and write suffice.
+    /// Counts goroutines spawned (`+1`) or finished (`-1`) here. Only the holder, outside
+    /// user code, writes the counter, so a plain read and write suffice.
     fn count_goroutines(&self, delta: i64) {
         let count = self.hot.goroutines.load(Ordering::Relaxed);
         self.hot.goroutines.store(count + delta, Ordering::Relaxed);
@@ -432,10 +432,10 @@ impl Scheduler {
         self.npidle.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Gives up a P held in RUNTIME status: to a new M if it has work, else to the idle list
+    /// Gives up a P held outside user code: to a new M if it has work, else to the idle list
     /// (Go's `handoffp`).
     fn handoff_p(&'static self, p: usize) {
-        // SAFETY: the caller holds `p` in RUNTIME status.
+        // SAFETY: the caller holds `p` outside user code.
         let local = unsafe { self.p(p).local() };
         if let Some(next) = local.runnext.take() {
             local.queue.push(next);
@@ -525,7 +525,7 @@ impl Scheduler {
         std::fs::read_dir("/proc/self/task").is_ok_and(|threads| threads.count() <= ours)
     }
 
-    /// Hands P `p` (held in RUNTIME status, its queues with it) to an M that waits with locked
+    /// Hands P `p` (held outside user code, its queues with it) to an M that waits with locked
     /// goroutines; `false` if none waits.
     fn give_to_waiting_m(&self, p: usize) -> bool {
         let mut idle = self.idle.lock();
@@ -641,7 +641,7 @@ impl Scheduler {
             }
             return None;
         }
-        // SAFETY: this M holds `p` in RUNTIME status (it just got it or kept it).
+        // SAFETY: this M holds `p` outside user code (it just got it or kept it).
         let local = unsafe { this.local() };
         let tick = this.hot.tick.load(Ordering::Relaxed);
         // Goroutines locked to this M, every other round ahead of the rest.
@@ -796,7 +796,7 @@ impl Scheduler {
                     // The record may be recycled from here on: the fault handler must not find it.
                     stack.set_owner(0);
                     match m.p.get() {
-                        // SAFETY: this M holds the P in RUNTIME status (it just took it back).
+                        // SAFETY: this M holds the P outside user code (it just took it back).
                         Some(p) => stack.into_cache(&mut unsafe { p.local() }.stacks),
                         None => drop(stack),
                     }
@@ -808,12 +808,12 @@ impl Scheduler {
         }
     }
 
-    /// Gives goroutine `g`, about to run for the first time on P `p` (held by this M in RUNTIME
-    /// status, `g` in RUNNING status), a stack from the P's cache and its coroutine. The cache
+    /// Gives goroutine `g`, about to run for the first time on P `p` (held by this M outside
+    /// user code, `g` in RUNNING status), a stack from the P's cache and its coroutine. The cache
     /// is LIFO, so the stack is usually the one the last goroutine to finish here left warm.
     /// `false` if no stack could be had: `g` is then finished with the error as its panic.
     fn start(&'static self, p: &P, g: &GRef) -> bool {
-        // SAFETY: this M holds the P in RUNTIME status.
+        // SAFETY: this M holds the P outside user code.
         let stack = Stack::from_cache(&mut unsafe { p.local() }.stacks, g.stack_size());
         match stack {
             Ok(stack) => {
@@ -861,7 +861,7 @@ impl Scheduler {
         }
         match m.p.get() {
             Some(p) => {
-                // SAFETY: this M holds the P in RUNTIME status (it just took it back).
+                // SAFETY: this M holds the P outside user code (it just took it back).
                 let local = unsafe { p.local() };
                 if self.thief_may_look() {
                     local.queue.push(g);
@@ -960,7 +960,7 @@ fn with_current_p<R>(f: impl FnOnce(&P, &mut Local) -> R) -> Option<R> {
         m.p.set(None);
         return None;
     }
-    // SAFETY: this M holds the P in RUNTIME status (just won back, or the M loop's).
+    // SAFETY: this M holds the P outside user code (just won back, or the M loop's).
     let result = f(this, unsafe { this.local() });
     if in_goroutine {
         m.m.user.lend(m.lease.get());

@@ -7,7 +7,7 @@
 //! each goroutine with what it waits for and exits with status 2.
 //!
 //! Invariant: sysmon only retakes a P it saw running user code at the same scheduling tick for
-//! the whole retake interval; the P's status CAS (`USER -> RUNTIME`) makes the retake exclusive
+//! the whole retake interval; the ownership handshake (`ownership`) makes the retake exclusive
 //! with the M taking its P back.
 
 use std::collections::HashMap;
