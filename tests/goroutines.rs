@@ -141,3 +141,23 @@ fn a_detached_result_whose_drop_panics_or_joins_does_not_stall_the_scheduler() {
         4950
     );
 }
+
+#[test]
+fn a_goroutine_without_address_space_for_its_stack_reports_why_through_join() {
+    // A child process: the scenario caps its own address space.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenarios"))
+        .arg("no-address-space-for-a-stack")
+        .output()
+        .expect("the scenarios binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("cannot start (1 GiB stack): cannot allocate a goroutine stack"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("closure dropped: true; small: 7"),
+        "{stdout}"
+    );
+}

@@ -66,9 +66,66 @@ fn main() {
             });
             println!("{done}");
         }
+        // With no address space left for its stack, a spawned goroutine never runs: its
+        // closure is dropped and `join` reports why.
+        "no-address-space-for-a-stack" => {
+            let report = gort::run(|| {
+                limit_address_space_to_current_plus(64 << 20);
+                let dropped = Arc::new(AtomicBool::new(false));
+                let guard = DropFlag(Arc::clone(&dropped));
+                let handle = gort::Builder::new()
+                    .stack_size(1 << 30)
+                    .spawn(move || {
+                        let _guard = guard;
+                        "ran"
+                    })
+                    .expect("spawning only queues the goroutine");
+                let payload = handle.join().expect_err("the goroutine cannot start");
+                let reason = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default();
+                // Small goroutines still run from the stacks already cached.
+                let small = gort::spawn(|| 7).join().unwrap();
+                format!(
+                    "{reason}; closure dropped: {}; small: {small}",
+                    dropped.load(Ordering::Acquire)
+                )
+            });
+            println!("{report}");
+        }
         other => {
-            eprintln!("unknown scenario {other:?}: park-forever, join-cycle, thread-wakes-main");
+            eprintln!(
+                "unknown scenario {other:?}: park-forever, join-cycle, thread-wakes-main, \
+                 no-address-space-for-a-stack"
+            );
             std::process::exit(64);
         }
     }
+}
+
+/// Sets a flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Caps the process's address space (`RLIMIT_AS`) at what it uses now plus `extra` bytes.
+fn limit_address_space_to_current_plus(extra: u64) {
+    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmSize:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmSize in /proc/self/status");
+    let limit = libc::rlimit {
+        rlim_cur: kib * 1024 + extra,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass and nothing else.
+    let result = unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+    assert_eq!(result, 0, "setrlimit: {}", std::io::Error::last_os_error());
 }

@@ -826,7 +826,7 @@ impl Scheduler {
             }
             Err(err) => {
                 let reason = format!(
-                    "goroutine {} cannot start: no {} stack: {err}",
+                    "goroutine {} cannot start ({} stack): {err}",
                     g.id(),
                     g.stack_size()
                 );
