@@ -40,7 +40,7 @@ pub mod heap;
 mod sched;
 #[cfg(not(loom))]
 pub mod stack;
-mod sync;
+mod shim;
 
 #[cfg(not(loom))]
 pub use self::sched::{

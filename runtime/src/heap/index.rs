@@ -21,7 +21,7 @@ use super::PAGE_SHIFT;
 #[cfg(not(loom))]
 use super::arena::{reserve_address_space, unmap};
 use super::span::Span;
-use crate::sync::atomic::{AtomicPtr, Ordering};
+use crate::shim::atomic::{AtomicPtr, Ordering};
 
 /// Bits of address space the index covers (user space on x86-64 is 47 bits); loom models use a
 /// tiny fake address space.

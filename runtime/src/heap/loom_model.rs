@@ -18,7 +18,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::*;
-use crate::sync::atomic::AtomicUsize;
+use crate::shim::atomic::AtomicUsize;
 
 /// A heap over a fake address space (the heap never touches the pages it manages).
 fn model_heap() -> Heap {

@@ -53,8 +53,8 @@ pub(crate) use self::arena::{os_page_size, reserve_address_space, unmap};
 use self::index::{ADDR_BITS, Index, NO_SPAN, REGION_BYTES};
 use self::pages::PageAlloc;
 use self::span::{Span, SpanPool};
-use crate::sync::Mutex;
-use crate::sync::atomic::Ordering;
+use crate::shim::Mutex;
+use crate::shim::atomic::Ordering;
 
 pub use self::span::{SpanKind, SpanState};
 
@@ -86,7 +86,7 @@ const MAX_ARENA_BYTES: usize = 64 << 30;
 #[inline]
 pub(crate) fn publication_barrier() {
     #[cfg(not(all(loom, gort_loom_no_publication)))]
-    crate::sync::atomic::fence(Ordering::Release);
+    crate::shim::atomic::fence(Ordering::Release);
 }
 
 /// Why the heap could not hand out a span.

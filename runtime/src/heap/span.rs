@@ -18,7 +18,7 @@ use std::fmt;
 use std::ptr::NonNull;
 
 use super::SpanInfo;
-use crate::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+use crate::shim::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
 /// The life-cycle state of a span, published with release/acquire ordering.
 ///

@@ -19,7 +19,7 @@
 //! - every state is left at most once, so a waiter is woken at most once and a result is
 //!   dropped exactly once.
 
-use crate::sync::atomic::{AtomicU8, Ordering};
+use crate::shim::atomic::{AtomicU8, Ordering};
 
 pub(crate) const PENDING: u8 = 0;
 pub(crate) const WAITING: u8 = 1;

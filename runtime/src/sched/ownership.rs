@@ -27,7 +27,7 @@
 //! - only an M writes its own flag, so a stale write cannot hide another M's state;
 //! - `RETAKING` is set and cleared only by sysmon, and lasts only for its handshake.
 
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::shim::atomic::{AtomicU64, Ordering};
 
 const HELD: u64 = 0;
 const RETAKING: u64 = 1;
@@ -244,12 +244,12 @@ use fences::{heavy_fence, light_fence};
 // loom has no membarrier: a full fence on both sides is what membarrier guarantees.
 #[cfg(loom)]
 fn light_fence() {
-    crate::sync::atomic::fence(Ordering::SeqCst);
+    crate::shim::atomic::fence(Ordering::SeqCst);
 }
 
 #[cfg(loom)]
 fn heavy_fence() {
-    crate::sync::atomic::fence(Ordering::SeqCst);
+    crate::shim::atomic::fence(Ordering::SeqCst);
 }
 
 #[cfg(all(test, loom))]

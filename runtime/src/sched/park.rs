@@ -22,7 +22,7 @@
 //! - park may return without a matching wake-up (a token left by an earlier one), so callers
 //!   re-check their condition in a loop, as with `std::thread::park`.
 
-use crate::sync::atomic::{AtomicU8, Ordering};
+use crate::shim::atomic::{AtomicU8, Ordering};
 
 pub(crate) const EMPTY: u8 = 0;
 pub(crate) const NOTIFIED: u8 = 1;

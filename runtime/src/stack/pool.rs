@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use super::raw::RawStack;
 use super::size::CLASSES;
 use super::{StackError, StackSize};
-use crate::sync::Mutex;
+use crate::shim::Mutex;
 
 /// The global pool: one list of stacks per class.
 static POOL: [Mutex<Vec<RawStack>>; CLASSES] = [const { Mutex::new(Vec::new()) }; CLASSES];

@@ -1,4 +1,4 @@
-//! Synchronisation primitives for the runtime's concurrency protocols.
+//! The atomics and mutex the runtime's concurrency protocols are written against.
 //!
 //! Under `cfg(loom)` these are loom's model-checked types, so the protocols written against this
 //! module (span publication today; parking and channels later) are the exact code the loom models
