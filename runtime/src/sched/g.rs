@@ -65,22 +65,52 @@ pub(crate) mod status {
     pub(crate) const SCAN: u32 = 0x1000;
 }
 
-/// What a waiting goroutine waits for, as deadlock reports and dumps print it.
+/// What a waiting goroutine waits for, as deadlock reports and dumps print it (Go's wait
+/// reasons where Go has the concept).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum WaitReason {
     None = 0,
     Join = 1,
     Park = 2,
+    ChanSend = 3,
+    ChanReceive = 4,
+    Select = 5,
+    Sleep = 6,
+    Semacquire = 7,
+    MutexLock = 8,
+    RwLockRead = 9,
+    RwLockWrite = 10,
+    CondvarWait = 11,
+    WaitGroupWait = 12,
+    BarrierWait = 13,
+    OnceWait = 14,
 }
 
 impl WaitReason {
+    const ALL: [WaitReason; 15] = [
+        WaitReason::None,
+        WaitReason::Join,
+        WaitReason::Park,
+        WaitReason::ChanSend,
+        WaitReason::ChanReceive,
+        WaitReason::Select,
+        WaitReason::Sleep,
+        WaitReason::Semacquire,
+        WaitReason::MutexLock,
+        WaitReason::RwLockRead,
+        WaitReason::RwLockWrite,
+        WaitReason::CondvarWait,
+        WaitReason::WaitGroupWait,
+        WaitReason::BarrierWait,
+        WaitReason::OnceWait,
+    ];
+
     fn from_u8(raw: u8) -> Self {
-        match raw {
-            1 => WaitReason::Join,
-            2 => WaitReason::Park,
-            _ => WaitReason::None,
-        }
+        Self::ALL
+            .get(usize::from(raw))
+            .copied()
+            .unwrap_or(WaitReason::None)
     }
 }
 
@@ -90,6 +120,18 @@ impl fmt::Display for WaitReason {
             WaitReason::None => "running",
             WaitReason::Join => "join",
             WaitReason::Park => "park",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::Select => "select",
+            WaitReason::Sleep => "sleep",
+            WaitReason::Semacquire => "semacquire",
+            WaitReason::MutexLock => "sync.Mutex.Lock",
+            WaitReason::RwLockRead => "sync.RWMutex.RLock",
+            WaitReason::RwLockWrite => "sync.RWMutex.Lock",
+            WaitReason::CondvarWait => "sync.Cond.Wait",
+            WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
+            WaitReason::BarrierWait => "sync.Barrier.Wait",
+            WaitReason::OnceWait => "sync.Once.Do",
         })
     }
 }
