@@ -1,4 +1,5 @@
-//! Procedural macros of the gort runtime: `go!`, `spawn!`, `#[gort::main]` and `#[gort::test]`.
+//! Procedural macros of the gort runtime: `go!`, `spawn!`, `select!`, `#[gort::main]` and
+//! `#[gort::test]`.
 //!
 //! The runtime crate `gort` re-exports them; depend on `gort`, not on this crate directly. The
 //! generated code names the runtime as `::gort`.
@@ -12,6 +13,53 @@ use quote::{ToTokens, quote};
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Block, Expr, Ident, ItemFn, Stmt, Token, parse_macro_input};
+
+mod select;
+
+/// Waits on several channel operations and runs the arm of the one that completes (Go's
+/// `select`, with crossbeam-channel's syntax).
+///
+/// Arms:
+/// - `recv(receiver) -> result => body`: `result` is `Result<T, RecvError>` (an error once the
+///   channel is empty and every sender is gone);
+/// - `send(sender, value) -> result => body`: `result` is `Result<(), SendError<T>>` (the error
+///   hands `value` back once every receiver is gone); `value` is evaluated even if another arm
+///   wins, and dropped then;
+/// - `default => body`: runs at once if no operation is ready;
+/// - `default(timeout) => body`: runs if no operation completes within `timeout`.
+///
+/// When several operations are ready, one is chosen uniformly at random. Without a `default`
+/// arm, the select parks the goroutine (or blocks the thread) once, on all the operations. For
+/// a timeout in the middle of other arms, receive from `gort::time::after(duration)`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use gort::select;
+///
+/// let (tx, rx) = gort::chan::bounded::<i32>(1);
+/// let (done_tx, done_rx) = gort::chan::bounded::<()>(0);
+/// tx.send(5).unwrap();
+/// let got = select! {
+///     recv(rx) -> value => value.unwrap(),
+///     recv(done_rx) -> _ => 0,
+///     recv(gort::time::after(Duration::from_secs(5))) -> _ => -1,
+/// };
+/// assert_eq!(got, 5);
+///
+/// let sent = select! {
+///     send(tx, 6) -> result => result.is_ok(),
+///     default => false,
+/// };
+/// assert!(sent);
+/// # drop(done_tx);
+/// ```
+#[proc_macro]
+pub fn select(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as select::SelectInput);
+    select::expand(input).into()
+}
 
 /// Spawns a goroutine and returns its `JoinHandle` (panics, like `gort::spawn`, if no goroutine
 /// can be created).

@@ -36,11 +36,19 @@
 
 extern crate self as gort;
 
+#[cfg(not(loom))]
+pub mod chan;
+/// Under loom, the channel handshake is model-checked on its own.
+#[cfg(loom)]
+#[path = "chan/operation.rs"]
+mod chan_operation;
 pub mod heap;
 mod sched;
+mod shim;
 #[cfg(not(loom))]
 pub mod stack;
-mod shim;
+#[cfg(not(loom))]
+pub mod time;
 
 #[cfg(not(loom))]
 pub use self::sched::{
@@ -51,7 +59,7 @@ pub use self::sched::{
 mod testing;
 
 #[cfg(not(loom))]
-pub use gort_macros::{go, main, spawn, test};
+pub use gort_macros::{go, main, select, spawn, test};
 
 /// The README's example, compiled and run as a doc test so that it stays true.
 #[cfg(doctest)]

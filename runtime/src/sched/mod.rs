@@ -19,6 +19,8 @@
 
 #[cfg(not(loom))]
 mod builder;
+// Under loom only the models use these, and only part of them.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod completion;
 #[cfg(not(loom))]
 mod config;
@@ -28,6 +30,7 @@ mod g;
 mod join;
 #[cfg(not(loom))]
 mod overflow;
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod ownership;
 pub(crate) mod park;
 #[cfg(not(loom))]

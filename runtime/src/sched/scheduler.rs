@@ -506,7 +506,7 @@ impl Scheduler {
     /// and no thread outside the runtime exists that could wake one (Go's `checkdead`; a thread
     /// blocked in a gort wait counts as asleep).
     pub(crate) fn all_asleep(&self) -> bool {
-        if self.goroutines() == 0 {
+        if self.goroutines() == 0 || crate::time::timers_pending() != 0 {
             return false;
         }
         let ms = self.next_m.load(Ordering::SeqCst);
@@ -977,6 +977,7 @@ fn goroutine_main(yielder: &Yielder<(), Switch>, (): ()) {
 }
 
 /// Who to wake when something a waiter waits for happens.
+#[derive(Clone)]
 pub(crate) enum Waiter {
     Goroutine(GRef),
     Thread(thread::Thread),

@@ -1,0 +1,343 @@
+//! The channel itself: a buffer and two queues of blocked operations behind one lock (Go's
+//! `hchan`), shared by every sender and receiver.
+//!
+//! Invariants:
+//! - the buffer, the wait queues and the disconnection flags change only under the lock;
+//! - a queue entry points into the frame of a blocked operation ([`Blocked`] and its slot); the
+//!   owner removes its entries under the lock before that frame ends, and a counterpart uses an
+//!   entry only under the lock and only after winning its [`Operation`];
+//! - an entry whose operation cannot be won any more (it completed elsewhere, or its owner gave
+//!   up) is dropped from the queue by whoever finds it; its owner's removal then finds nothing;
+//! - a value is in exactly one place at a time: the sender's slot, the buffer, or the
+//!   receiver's slot (moves happen under the lock, or on the owner's side after completion);
+//! - waking happens after the lock is released.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::ptr;
+use std::sync::atomic::AtomicUsize;
+use std::time::Instant;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use super::error::{SendTimeoutError, TryRecvError, TrySendError};
+use super::operation::{Operation, Outcome};
+use crate::sched::{WaitReason, Waiter, park_current};
+
+/// A blocked operation's shared part, on its owner's stack: the word that decides it, and who to
+/// wake.
+pub(crate) struct Blocked {
+    pub(crate) operation: Operation,
+    waiter: Waiter,
+}
+
+impl Blocked {
+    /// A blocked operation of the calling goroutine (or thread).
+    pub(crate) fn new() -> Blocked {
+        Blocked {
+            operation: Operation::new(),
+            waiter: Waiter::current(),
+        }
+    }
+
+    /// Parks until the operation completes or `deadline` passes (then cancels it).
+    pub(crate) fn wait(&self, deadline: Option<Instant>, reason: WaitReason) -> Outcome {
+        loop {
+            if let Some(outcome) = self.operation.outcome() {
+                return outcome;
+            }
+            match deadline {
+                Some(deadline) if Instant::now() >= deadline => {
+                    if self.operation.cancel() {
+                        return Outcome::Cancelled;
+                    }
+                    // Claimed: the counterpart completes it and wakes us.
+                    park_current(reason);
+                }
+                Some(deadline) => crate::time::park_until(reason, deadline),
+                None => park_current(reason),
+            }
+        }
+    }
+}
+
+/// A blocked operation's entry in one channel's wait queue.
+pub(crate) struct Entry<T> {
+    blocked: *const Blocked,
+    /// Which arm of its operation this entry is (0 outside `select!`).
+    arm: usize,
+    /// The sender's value, or where the receiver's value goes.
+    slot: *const UnsafeCell<Option<T>>,
+}
+
+impl<T> Entry<T> {
+    /// An entry for `blocked`'s arm `arm`, moving values through `slot`.
+    pub(crate) fn new(blocked: &Blocked, arm: usize, slot: &UnsafeCell<Option<T>>) -> Self {
+        Entry { blocked, arm, slot }
+    }
+
+    fn is_for(&self, blocked: &Blocked) -> bool {
+        ptr::eq(self.blocked, blocked)
+    }
+
+    /// Wins the entry's operation and lets `transfer` move the value through its slot; answers
+    /// whom to wake, or `None` if the operation cannot be won any more.
+    fn complete(&self, moved: bool, transfer: impl FnOnce(&mut Option<T>)) -> Option<Waiter> {
+        // SAFETY: the entry is in a queue we hold the lock of, so its owner has not removed it
+        // and its frame is alive (module invariant).
+        let blocked = unsafe { &*self.blocked };
+        if !blocked.operation.claim(self.arm) {
+            return None;
+        }
+        // SAFETY: the claim gives us the owner's slot until we publish completion.
+        transfer(unsafe { &mut *(*self.slot).get() });
+        // Read before publishing: the owner may return as soon as it sees completion.
+        let waiter = blocked.waiter.clone();
+        blocked.operation.complete(self.arm, moved);
+        Some(waiter)
+    }
+}
+
+/// The lock-protected part.
+pub(crate) struct State<T> {
+    buffer: VecDeque<T>,
+    senders: VecDeque<Entry<T>>,
+    receivers: VecDeque<Entry<T>>,
+    senders_gone: bool,
+    receivers_gone: bool,
+}
+
+// SAFETY: the raw pointers in the entries are used only under the lock and per the module
+// invariants (their frames outlive the entries); values of `T` move between threads as with any
+// channel, so `T: Send` suffices.
+unsafe impl<T: Send> Send for State<T> {}
+
+/// A channel; senders and receivers share it through an `Arc`.
+pub(crate) struct Channel<T> {
+    state: Mutex<State<T>>,
+    /// `None` for an unbounded channel.
+    cap: Option<usize>,
+    pub(crate) senders: AtomicUsize,
+    pub(crate) receivers: AtomicUsize,
+}
+
+impl<T> Channel<T> {
+    pub(crate) fn new(cap: Option<usize>) -> Channel<T> {
+        Channel {
+            state: Mutex::new(State {
+                buffer: VecDeque::with_capacity(cap.unwrap_or(0)),
+                senders: VecDeque::new(),
+                receivers: VecDeque::new(),
+                senders_gone: false,
+                receivers_gone: false,
+            }),
+            cap,
+            senders: AtomicUsize::new(1),
+            receivers: AtomicUsize::new(1),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.cap
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock()
+    }
+
+    /// The lock itself, for a select that holds several channels' locks at once.
+    pub(crate) fn raw(&self) -> &parking_lot::RawMutex {
+        // SAFETY: the select locks and unlocks it in pairs, and reaches the state only through
+        // `state_unchecked` while it holds it.
+        unsafe { self.state.raw() }
+    }
+
+    /// The state, for the holder of the lock taken through [`Channel::raw`].
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock, and no other reference to the state is live.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn state_unchecked(&self) -> &mut State<T> {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.state.data_ptr() }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().buffer.len()
+    }
+
+    /// Sends without blocking, under the lock: to a blocked receiver, else into the buffer.
+    /// On success, answers whom to wake once the lock is released.
+    pub(crate) fn try_send_locked(
+        &self,
+        state: &mut State<T>,
+        value: T,
+    ) -> Result<Option<Waiter>, TrySendError<T>> {
+        if state.receivers_gone {
+            return Err(TrySendError::Disconnected(value));
+        }
+        let mut value = Some(value);
+        while let Some(entry) = state.receivers.pop_front() {
+            if let Some(waiter) = entry.complete(true, |slot| *slot = value.take()) {
+                return Ok(Some(waiter));
+            }
+        }
+        let value = value.expect("not sent yet");
+        if self.cap.is_none_or(|cap| state.buffer.len() < cap) {
+            state.buffer.push_back(value);
+            return Ok(None);
+        }
+        Err(TrySendError::Full(value))
+    }
+
+    /// Receives without blocking, under the lock: from the buffer (refilling it from a blocked
+    /// sender), else from a blocked sender. Answers the value and whom to wake.
+    pub(crate) fn try_recv_locked(
+        &self,
+        state: &mut State<T>,
+    ) -> Result<(T, Option<Waiter>), TryRecvError> {
+        let mut taken = state.buffer.pop_front();
+        while let Some(entry) = state.senders.pop_front() {
+            let mut moved = None;
+            if let Some(waiter) = entry.complete(true, |slot| moved = slot.take()) {
+                let moved = moved.expect("a blocked sender holds its value");
+                let value = match taken.take() {
+                    Some(first) => {
+                        state.buffer.push_back(moved);
+                        first
+                    }
+                    None => moved,
+                };
+                return Ok((value, Some(waiter)));
+            }
+        }
+        match taken {
+            Some(value) => Ok((value, None)),
+            None if state.senders_gone => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    pub(crate) fn register_sender(&self, state: &mut State<T>, entry: Entry<T>) {
+        state.senders.push_back(entry);
+    }
+
+    pub(crate) fn register_receiver(&self, state: &mut State<T>, entry: Entry<T>) {
+        state.receivers.push_back(entry);
+    }
+
+    /// Removes `blocked`'s entries from both queues (they may be gone already).
+    pub(crate) fn unregister(&self, state: &mut State<T>, blocked: &Blocked) {
+        state.senders.retain(|entry| !entry.is_for(blocked));
+        state.receivers.retain(|entry| !entry.is_for(blocked));
+    }
+
+    /// Sends, blocking until there is room or a receiver, `deadline` passes, or every receiver
+    /// is gone.
+    pub(crate) fn send(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        let mut state = self.lock();
+        let value = match self.try_send_locked(&mut state, value) {
+            Ok(waiter) => {
+                drop(state);
+                if let Some(waiter) = waiter {
+                    waiter.wake();
+                }
+                return Ok(());
+            }
+            Err(TrySendError::Disconnected(value)) => {
+                return Err(SendTimeoutError::Disconnected(value));
+            }
+            Err(TrySendError::Full(value)) => value,
+        };
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(SendTimeoutError::Timeout(value));
+        }
+        let blocked = Blocked::new();
+        let slot = UnsafeCell::new(Some(value));
+        self.register_sender(&mut state, Entry::new(&blocked, 0, &slot));
+        drop(state);
+        let outcome = blocked.wait(deadline, WaitReason::ChanSend);
+        if outcome != Outcome::Done(0) {
+            self.unregister(&mut self.lock(), &blocked);
+        }
+        let unsent = slot.into_inner();
+        match outcome {
+            Outcome::Done(_) => Ok(()),
+            Outcome::Closed(_) => Err(SendTimeoutError::Disconnected(
+                unsent.expect("an unsent value stays in its slot"),
+            )),
+            Outcome::Cancelled => Err(SendTimeoutError::Timeout(
+                unsent.expect("an unsent value stays in its slot"),
+            )),
+        }
+    }
+
+    /// Receives, blocking until a value arrives, `deadline` passes (`Ok(None)`), or the channel
+    /// is empty with every sender gone.
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Option<T>, TryRecvError> {
+        let mut state = self.lock();
+        match self.try_recv_locked(&mut state) {
+            Ok((value, waiter)) => {
+                drop(state);
+                if let Some(waiter) = waiter {
+                    waiter.wake();
+                }
+                return Ok(Some(value));
+            }
+            Err(TryRecvError::Disconnected) => return Err(TryRecvError::Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Ok(None);
+        }
+        let blocked = Blocked::new();
+        let slot = UnsafeCell::new(None);
+        self.register_receiver(&mut state, Entry::new(&blocked, 0, &slot));
+        drop(state);
+        let outcome = blocked.wait(deadline, WaitReason::ChanReceive);
+        if outcome != Outcome::Done(0) {
+            self.unregister(&mut self.lock(), &blocked);
+        }
+        match outcome {
+            Outcome::Done(_) => Ok(Some(
+                slot.into_inner()
+                    .expect("a completed receive has its value"),
+            )),
+            // Values sent before the disconnection were handed to blocked receivers directly
+            // or buffered; a receiver woken by it found the buffer empty when it blocked.
+            Outcome::Closed(_) => self.recv(deadline).map_err(|_| TryRecvError::Disconnected),
+            Outcome::Cancelled => Ok(None),
+        }
+    }
+
+    /// The last sender is gone: wakes every blocked receiver.
+    pub(crate) fn disconnect_senders(&self) {
+        let mut state = self.lock();
+        state.senders_gone = true;
+        let woken = close_all(&mut state.receivers);
+        drop(state);
+        woken.into_iter().for_each(Waiter::wake);
+    }
+
+    /// The last receiver is gone: wakes every blocked sender (each keeps its value).
+    pub(crate) fn disconnect_receivers(&self) {
+        let mut state = self.lock();
+        state.receivers_gone = true;
+        let woken = close_all(&mut state.senders);
+        drop(state);
+        woken.into_iter().for_each(Waiter::wake);
+    }
+}
+
+/// Completes every entry of `queue` with "disconnected"; answers whom to wake.
+fn close_all<T>(queue: &mut VecDeque<Entry<T>>) -> Vec<Waiter> {
+    queue
+        .drain(..)
+        .filter_map(|entry| entry.complete(false, |_| {}))
+        .collect()
+}
