@@ -253,7 +253,7 @@ fn fire(timers: &Timers, pending: Pending, now: Instant) {
             waiter.clone().wake();
             None
         }
-        Action::Fire(fire) => fire(now.max(pending.deadline)),
+        Action::Fire(fire) => fire(now),
     };
     match again {
         Some(deadline)
