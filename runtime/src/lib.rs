@@ -38,9 +38,11 @@ extern crate self as gort;
 
 pub mod heap;
 mod sched;
+mod shim;
 #[cfg(not(loom))]
 pub mod stack;
-mod shim;
+// Under loom only the mutex's state protocol is built, for its model.
+pub mod sync;
 
 #[cfg(not(loom))]
 pub use self::sched::{
