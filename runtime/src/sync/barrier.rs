@@ -31,7 +31,7 @@ use crate::sync::mutex::Mutex;
 ///         gort::spawn(move || barrier.wait().is_leader())
 ///     })
 ///     .collect();
-/// let leaders = party.into_iter().filter(|p| p.join().unwrap()).count();
+/// let leaders = party.into_iter().filter_map(|p| p.join().unwrap().then_some(())).count();
 /// assert_eq!(leaders, 1);
 /// ```
 pub struct Barrier {
