@@ -200,3 +200,52 @@ pub type MutexGuard<'a, T> = lock_api::MutexGuard<'a, RawMutex, T>;
 /// assert_eq!(*mutex.lock(), (1, 3));
 /// ```
 pub type MappedMutexGuard<'a, T> = lock_api::MappedMutexGuard<'a, RawMutex, T>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sync::mutex_protocol::HANDOFFS;
+
+    /// A hog holds the mutex for 2 ms at a time and relocks at once; a waiter on another thread
+    /// waits past the 1 ms threshold, loses the race for the mutex once more after its wake-up,
+    /// and so switches the mutex to starvation mode: the hog's next unlock hands it over. (If
+    /// the waiter ever wins that race outright, the session proves nothing and runs again.)
+    #[test]
+    fn a_starving_waiter_switches_the_mutex_to_handoff_mode() {
+        let before = HANDOFFS.load(Ordering::Relaxed);
+        for _session in 0..50 {
+            let mutex = Arc::new(Mutex::new(()));
+            let done = Arc::new(AtomicBool::new(false));
+            let guard = mutex.lock();
+            let waiter = std::thread::spawn({
+                let (mutex, done) = (Arc::clone(&mutex), Arc::clone(&done));
+                move || {
+                    drop(mutex.lock());
+                    done.store(true, Ordering::Release);
+                }
+            });
+            // Wait until the waiter is parked on the mutex.
+            // SAFETY: the raw lock is only read (its state word), never locked or unlocked.
+            let raw = unsafe { mutex.raw() };
+            while raw.state.load(std::sync::atomic::Ordering::Relaxed)
+                < crate::sync::mutex_protocol::WAITER
+            {
+                std::thread::yield_now();
+            }
+            drop(guard);
+            while !done.load(Ordering::Acquire) {
+                let _guard = mutex.lock();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            waiter.join().unwrap();
+            if HANDOFFS.load(Ordering::Relaxed) > before {
+                return;
+            }
+        }
+        panic!("the mutex never entered starvation mode");
+    }
+}

@@ -30,6 +30,10 @@ pub(crate) const WOKEN: u32 = 2;
 pub(crate) const STARVING: u32 = 4;
 pub(crate) const WAITER: u32 = 8;
 
+/// Handoffs in starvation mode so far: lets unit tests see that the mode was entered.
+#[cfg(all(test, not(loom)))]
+pub(crate) static HANDOFFS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// What the protocol parks on: a semaphore of wake-ups, a clock and a spin policy.
 pub(crate) trait WaitQueue {
     /// A point in time, for the starvation threshold.
@@ -140,6 +144,8 @@ pub(crate) fn lock_slow<Q: WaitQueue>(state: &AtomicU32, queue: &Q) {
                         delta = delta.wrapping_sub(STARVING);
                     }
                     state.fetch_add(delta, Ordering::Acquire);
+                    #[cfg(all(test, not(loom)))]
+                    HANDOFFS.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 awoke = true;
