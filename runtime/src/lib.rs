@@ -47,6 +47,8 @@ mod sched;
 mod shim;
 #[cfg(not(loom))]
 pub mod stack;
+// Under loom only the mutex's state protocol is built, for its model.
+pub mod sync;
 #[cfg(not(loom))]
 pub mod time;
 

@@ -42,10 +42,8 @@ mod sysmon;
 
 /// What channels, timers and locks park and wake goroutines (or plain threads) with.
 #[cfg(not(loom))]
-#[allow(unused_imports)] // until the channels and locks arrive
 pub(crate) use self::g::WaitReason;
 #[cfg(not(loom))]
-#[allow(unused_imports)] // until the channels and locks arrive
 pub(crate) use self::scheduler::{Waiter, park_current};
 
 #[cfg(not(loom))]

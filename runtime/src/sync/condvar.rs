@@ -1,0 +1,202 @@
+//! [`Condvar`]: a condition variable for [`Mutex`](super::Mutex) that parks goroutines.
+//!
+//! Waiters queue FIFO in the condvar's own list (a `parking_lot` mutex around intrusive nodes
+//! on their stacks) and park until a notification releases their node.
+//!
+//! Invariants:
+//! - a waiter links its node while it still holds the user's mutex, and unlocks the mutex only
+//!   after that; so a notifier that changed the condition under the mutex finds the node, and
+//!   no wake-up is lost between the unlock and the park;
+//! - each notification releases (unlinks, then marks woken) a node once, in FIFO order; a
+//!   woken waiter locks the mutex again before it returns;
+//! - `wait` may return without the condition being true (another waiter may have got there
+//!   first), so callers re-check it, or use [`Condvar::wait_while`].
+
+use std::fmt;
+
+use crate::sched::WaitReason;
+use crate::sync::mutex::MutexGuard;
+use crate::sync::waitlist::{List, Node};
+
+/// A condition variable: goroutines wait on it for a condition guarded by a
+/// [`Mutex`](super::Mutex), and are woken by [`notify_one`](Condvar::notify_one) or
+/// [`notify_all`](Condvar::notify_all) (Go's `sync.Cond`). On a plain thread, waiting blocks the
+/// thread.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use gort::sync::{Condvar, Mutex};
+///
+/// let pair = Arc::new((Mutex::new(false), Condvar::new()));
+/// let waiter = gort::spawn({
+///     let pair = Arc::clone(&pair);
+///     move || {
+///         let (ready, condvar) = &*pair;
+///         let mut ready = ready.lock();
+///         while !*ready {
+///             condvar.wait(&mut ready);
+///         }
+///     }
+/// });
+/// *pair.0.lock() = true;
+/// pair.1.notify_one();
+/// waiter.join().unwrap();
+/// ```
+pub struct Condvar {
+    waiters: parking_lot::Mutex<List>,
+}
+
+impl Condvar {
+    /// A condition variable with no waiters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static READY: gort::sync::Condvar = gort::sync::Condvar::new();
+    /// READY.notify_all(); // nobody waits: does nothing
+    /// ```
+    pub const fn new() -> Condvar {
+        Condvar {
+            waiters: parking_lot::const_mutex(List::new()),
+        }
+    }
+
+    /// Unlocks the guard's mutex, parks until notified, and locks it again.
+    ///
+    /// It may return while the condition is still false: check it in a loop, or use
+    /// [`wait_while`](Condvar::wait_while).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use gort::sync::{Condvar, Mutex};
+    ///
+    /// let state = Arc::new((Mutex::new(0), Condvar::new()));
+    /// let producer = gort::spawn({
+    ///     let state = Arc::clone(&state);
+    ///     move || {
+    ///         *state.0.lock() = 42;
+    ///         state.1.notify_all();
+    ///     }
+    /// });
+    /// let mut value = state.0.lock();
+    /// while *value == 0 {
+    ///     state.1.wait(&mut value);
+    /// }
+    /// assert_eq!(*value, 42);
+    /// drop(value);
+    /// producer.join().unwrap();
+    /// ```
+    pub fn wait<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>) {
+        self.wait_as(guard, WaitReason::CondvarWait);
+    }
+
+    pub(crate) fn wait_as<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>, reason: WaitReason) {
+        let mut node = Node::new(0);
+        let node: *mut Node = &mut node;
+        // SAFETY: the node lives in this frame until `wait` below returns.
+        unsafe { self.waiters.lock().push(node, false) };
+        MutexGuard::unlocked(guard, || {
+            // SAFETY: the node is ours and linked; a notification will release it.
+            unsafe { Node::wait(node, reason) };
+        });
+    }
+
+    /// Waits while `condition` holds, and returns the guard with it false.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use gort::sync::{Condvar, Mutex};
+    ///
+    /// let queue = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+    /// let consumer = gort::spawn({
+    ///     let queue = Arc::clone(&queue);
+    ///     move || {
+    ///         let mut items = queue.0.lock();
+    ///         queue.1.wait_while(&mut items, |items| items.len() < 3);
+    ///         items.iter().sum::<i32>()
+    ///     }
+    /// });
+    /// for item in 1..=3 {
+    ///     queue.0.lock().push(item);
+    ///     queue.1.notify_one();
+    /// }
+    /// assert_eq!(consumer.join().unwrap(), 6);
+    /// ```
+    pub fn wait_while<T: ?Sized, F>(&self, guard: &mut MutexGuard<'_, T>, mut condition: F)
+    where
+        F: FnMut(&mut T) -> bool,
+    {
+        while condition(&mut *guard) {
+            self.wait(guard);
+        }
+    }
+
+    /// Wakes the longest-waiting waiter, if any; returns whether it woke one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let condvar = gort::sync::Condvar::new();
+    /// assert!(!condvar.notify_one());
+    /// ```
+    pub fn notify_one(&self) -> bool {
+        let waiter = {
+            let mut waiters = self.waiters.lock();
+            let node = waiters.pop_front();
+            if node.is_null() {
+                return false;
+            }
+            // SAFETY: unlinked just now, under the list lock.
+            unsafe { Node::release(node, false) }
+        };
+        waiter.wake();
+        true
+    }
+
+    /// Wakes every waiter; returns how many it woke.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let condvar = gort::sync::Condvar::new();
+    /// assert_eq!(condvar.notify_all(), 0);
+    /// ```
+    pub fn notify_all(&self) -> usize {
+        let mut waiters = {
+            let mut list = self.waiters.lock();
+            if list.is_empty() {
+                return 0;
+            }
+            list.take()
+        };
+        // The detached nodes are ours alone: their owners wait until we release them.
+        let mut woken = 0;
+        loop {
+            let node = waiters.pop_front();
+            if node.is_null() {
+                return woken;
+            }
+            // SAFETY: unlinked from our detached list; nobody else can reach it.
+            unsafe { Node::release(node, false) }.wake();
+            woken += 1;
+        }
+    }
+}
+
+impl Default for Condvar {
+    fn default() -> Condvar {
+        Condvar::new()
+    }
+}
+
+impl fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condvar").finish_non_exhaustive()
+    }
+}
