@@ -19,6 +19,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "support/may.rs"]
+mod may_support;
+use may_support::{may_run, may_spawn};
+
 const ROUND_TRIPS: u64 = 10_000;
 const MESSAGES: u64 = 100_000;
 const SLEEPERS: u64 = 100_000;
@@ -256,17 +260,6 @@ fn cpu_per(iters: u64, mut batch: impl FnMut()) -> Duration {
         batch();
     }
     cpu_time() - start
-}
-
-fn may_run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    may_spawn(f).join().unwrap()
-}
-
-fn may_spawn<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> may::coroutine::JoinHandle<T> {
-    // SAFETY: the closures here touch no thread-locals, as may's `spawn` requires.
-    unsafe { may::coroutine::spawn(f) }
 }
 
 fn may_sleepers() {

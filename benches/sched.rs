@@ -17,6 +17,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "support/may.rs"]
+mod may_support;
+use may_support::{may_run, may_spawn};
+
 const BATCH: u64 = 10_000;
 const YIELDS: u64 = 100_000;
 
@@ -131,23 +135,6 @@ fn may(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-fn may_spawn<F, T>(f: F) -> may::coroutine::JoinHandle<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    // SAFETY: the closures here touch no thread-locals, as may's `spawn` requires.
-    unsafe { may::coroutine::spawn(f) }
-}
-
-fn may_run<F, T>(f: F) -> T
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    may_spawn(f).join().unwrap()
 }
 
 criterion_group!(benches, spawn_join, yield_ping_pong, may);

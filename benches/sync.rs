@@ -19,6 +19,10 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "support/may.rs"]
+mod may_support;
+use may_support::{may_run, may_spawn};
+
 const OPS: u64 = 1_000;
 const GOROUTINES: u64 = 16;
 const INCREMENTS: u64 = 2_000;
@@ -152,23 +156,6 @@ fn may(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-fn may_spawn<F, T>(f: F) -> may::coroutine::JoinHandle<T>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    // SAFETY: the closures here touch no thread-locals, as may's `spawn` requires.
-    unsafe { may::coroutine::spawn(f) }
-}
-
-fn may_run<F, T>(f: F) -> T
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    may_spawn(f).join().unwrap()
 }
 
 criterion_group!(benches, uncontended, contended, may);

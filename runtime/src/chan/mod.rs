@@ -21,8 +21,9 @@
 //! producer.join().unwrap();
 //! ```
 //!
-//! Invariants of the parts: [`operation`] (how a blocked operation is won exactly once) and
-//! `channel` (where a value is at any time, and when queue entries may be touched).
+//! Invariants of the parts: `operation` (how a blocked operation is won exactly once), `channel`
+//! (where a value is at any time, and when queue entries may be touched) and `select` (lock
+//! order).
 
 mod channel;
 mod error;
@@ -182,57 +183,6 @@ impl<T> Sender<T> {
     /// ```
     pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
         self.channel.send(value, Some(deadline))
-    }
-
-    /// Values buffered now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, _rx) = gort::chan::unbounded();
-    /// tx.send(()).unwrap();
-    /// assert_eq!(tx.len(), 1);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.channel.len()
-    }
-
-    /// Whether nothing is buffered now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, _rx) = gort::chan::unbounded::<u8>();
-    /// assert!(tx.is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the buffer is full now (always true for a rendezvous channel, never for an
-    /// unbounded one).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, _rx) = gort::chan::bounded(1);
-    /// tx.send(()).unwrap();
-    /// assert!(tx.is_full());
-    /// ```
-    pub fn is_full(&self) -> bool {
-        self.channel.capacity().is_some_and(|cap| self.len() >= cap)
-    }
-
-    /// The buffer's capacity; `None` for an unbounded channel.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(gort::chan::bounded::<u8>(4).0.capacity(), Some(4));
-    /// assert_eq!(gort::chan::unbounded::<u8>().0.capacity(), None);
-    /// ```
-    pub fn capacity(&self) -> Option<usize> {
-        self.channel.capacity()
     }
 
     pub(crate) fn channel(&self) -> &Channel<T> {
@@ -402,55 +352,6 @@ impl<T> Receiver<T> {
         TryIter { receiver: self }
     }
 
-    /// Values buffered now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, rx) = gort::chan::bounded(3);
-    /// tx.send(1).unwrap();
-    /// assert_eq!(rx.len(), 1);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.channel.len()
-    }
-
-    /// Whether nothing is buffered now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (_tx, rx) = gort::chan::bounded::<u8>(3);
-    /// assert!(rx.is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the buffer is full now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, rx) = gort::chan::bounded(1);
-    /// tx.send(1).unwrap();
-    /// assert!(rx.is_full());
-    /// ```
-    pub fn is_full(&self) -> bool {
-        self.channel.capacity().is_some_and(|cap| self.len() >= cap)
-    }
-
-    /// The buffer's capacity; `None` for an unbounded channel.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(gort::chan::bounded::<u8>(0).1.capacity(), Some(0));
-    /// ```
-    pub fn capacity(&self) -> Option<usize> {
-        self.channel.capacity()
-    }
-
     pub(crate) fn channel(&self) -> &Channel<T> {
         &self.channel
     }
@@ -478,6 +379,56 @@ impl<T> fmt::Debug for Receiver<T> {
         f.write_str("Receiver { .. }")
     }
 }
+
+/// The state queries both ends share, with examples on the end `$side` names (`tx` or `rx`).
+macro_rules! buffer_queries {
+    ($end:ident, $side:literal) => {
+        impl<T> $end<T> {
+            #[doc = concat!(
+                "Values buffered now.\n\n# Examples\n\n```\n",
+                "let (tx, rx) = gort::chan::bounded(3);\n",
+                "tx.send(1).unwrap();\n",
+                "assert_eq!(", $side, ".len(), 1);\n```"
+            )]
+            pub fn len(&self) -> usize {
+                self.channel.len()
+            }
+
+            #[doc = concat!(
+                "Whether nothing is buffered now.\n\n# Examples\n\n```\n",
+                "let (tx, rx) = gort::chan::bounded::<u8>(3);\n",
+                "assert!(", $side, ".is_empty());\n```"
+            )]
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            #[doc = concat!(
+                "Whether the buffer is full now (always for a rendezvous channel, never for an ",
+                "unbounded one).\n\n# Examples\n\n```\n",
+                "let (tx, rx) = gort::chan::bounded(1);\n",
+                "tx.send(()).unwrap();\n",
+                "assert!(", $side, ".is_full());\n```"
+            )]
+            pub fn is_full(&self) -> bool {
+                self.channel.capacity().is_some_and(|cap| self.len() >= cap)
+            }
+
+            #[doc = concat!(
+                "The buffer's capacity; `None` for an unbounded channel.\n\n# Examples\n\n```\n",
+                "let (tx, rx) = gort::chan::bounded::<u8>(4);\n",
+                "assert_eq!(", $side, ".capacity(), Some(4));\n",
+                "assert_eq!(gort::chan::unbounded::<u8>().0.capacity(), None);\n```"
+            )]
+            pub fn capacity(&self) -> Option<usize> {
+                self.channel.capacity()
+            }
+        }
+    };
+}
+
+buffer_queries!(Sender, "tx");
+buffer_queries!(Receiver, "rx");
 
 /// A blocking iterator over a [`Receiver`] (from [`Receiver::iter`]).
 ///

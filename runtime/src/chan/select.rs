@@ -36,19 +36,28 @@ pub enum Wait {
 ///
 /// # Safety
 ///
-/// `channel_addr` identifies the arm's channel; the `_locked` methods are called only while
-/// that channel's lock is held by the caller, through `lock`/`unlock`.
+/// `channel_lock` is the lock of the arm's channel; the `_locked` methods are called only while
+/// the caller holds it, through `lock`/`unlock`.
 pub(crate) unsafe trait Arm {
+    /// The lock of the arm's channel.
+    fn channel_lock(&self) -> &parking_lot::RawMutex;
     /// The channel's address: locks are taken in this order, once per channel.
-    fn channel_addr(&self) -> usize;
+    fn channel_addr(&self) -> usize {
+        std::ptr::from_ref(self.channel_lock()) as usize
+    }
     /// Locks the channel.
-    fn lock(&self);
+    fn lock(&self) {
+        self.channel_lock().lock();
+    }
     /// Unlocks the channel.
     ///
     /// # Safety
     ///
     /// The caller locked it with [`Arm::lock`].
-    unsafe fn unlock(&self);
+    unsafe fn unlock(&self) {
+        // SAFETY: locked by the caller through `lock`.
+        unsafe { self.channel_lock().unlock() };
+    }
     /// Completes the arm if that needs no waiting; answers `Some(whom to wake)` if it did.
     ///
     /// # Safety
@@ -100,20 +109,11 @@ impl<'a, T> RecvArm<'a, T> {
     }
 }
 
-// SAFETY: `channel_addr` is the channel's address and the `_locked` methods touch its state only
-// under the lock taken by `lock`.
+// SAFETY: `channel_lock` is the channel's lock, and the `_locked` methods touch its state only
+// while it is held.
 unsafe impl<T> Arm for RecvArm<'_, T> {
-    fn channel_addr(&self) -> usize {
-        std::ptr::from_ref(self.channel) as usize
-    }
-
-    fn lock(&self) {
-        self.channel.raw().lock();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: locked by the caller through `lock`.
-        unsafe { self.channel.raw().unlock() };
+    fn channel_lock(&self) -> &parking_lot::RawMutex {
+        self.channel.raw()
     }
 
     unsafe fn try_locked(&mut self) -> Option<Option<Waiter>> {
@@ -186,17 +186,8 @@ impl<'a, T> SendArm<'a, T> {
 
 // SAFETY: as for `RecvArm`.
 unsafe impl<T> Arm for SendArm<'_, T> {
-    fn channel_addr(&self) -> usize {
-        std::ptr::from_ref(self.channel) as usize
-    }
-
-    fn lock(&self) {
-        self.channel.raw().lock();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: locked by the caller through `lock`.
-        unsafe { self.channel.raw().unlock() };
+    fn channel_lock(&self) -> &parking_lot::RawMutex {
+        self.channel.raw()
     }
 
     unsafe fn try_locked(&mut self) -> Option<Option<Waiter>> {
