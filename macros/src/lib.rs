@@ -55,6 +55,33 @@ mod select;
 /// assert!(sent);
 /// # drop(done_tx);
 /// ```
+///
+/// A malformed arm is a compile error spanning that arm: an unknown operation,
+///
+/// ```compile_fail
+/// let (_tx, rx) = gort::chan::unbounded::<i32>();
+/// gort::select! {
+///     receive(rx) -> value => value.unwrap(), // error: expected `recv`, `send` or `default`
+/// };
+/// ```
+///
+/// a missing binding,
+///
+/// ```compile_fail
+/// let (_tx, rx) = gort::chan::unbounded::<i32>();
+/// gort::select! {
+///     recv(rx) => 0, // error: expected `-> pattern` after `recv(..)`
+/// };
+/// ```
+///
+/// or the wrong arguments:
+///
+/// ```compile_fail
+/// let (tx, _rx) = gort::chan::unbounded::<i32>();
+/// gort::select! {
+///     send(tx) -> sent => sent.is_ok(), // error: expected `send(sender, value) -> pattern => body`
+/// };
+/// ```
 #[proc_macro]
 pub fn select(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as select::SelectInput);

@@ -43,6 +43,8 @@ pub mod chan;
 #[path = "chan/operation.rs"]
 mod chan_operation;
 pub mod heap;
+#[cfg(not(loom))]
+mod local;
 mod sched;
 mod shim;
 #[cfg(not(loom))]
@@ -60,6 +62,8 @@ pub use self::sched::{
 #[cfg(all(test, not(loom)))]
 mod testing;
 
+#[cfg(not(loom))]
+pub use self::local::LocalKey;
 #[cfg(not(loom))]
 pub use gort_macros::{go, main, select, spawn, test};
 

@@ -38,6 +38,7 @@ use parking_lot::Mutex;
 use super::join::JoinState;
 use super::registry;
 use super::scheduler::M;
+use crate::local::Table;
 use crate::stack::{Stack, StackSize};
 
 /// Why a goroutine suspended back to its M.
@@ -211,6 +212,8 @@ pub(crate) struct G {
     pub(crate) join: JoinState,
     coroutine: UnsafeCell<Option<GoroutineCoroutine>>,
     yielder: Cell<*const Yielder<(), Switch>>,
+    /// Goroutine-local values; touched only by the goroutine itself.
+    pub(crate) locals: Table,
 }
 
 // SAFETY: `coroutine` and `yielder` are touched only by the M running the goroutine or by the
@@ -237,6 +240,7 @@ impl G {
             join: JoinState::new(),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
+            locals: Table::new(),
         }
     }
 

@@ -136,6 +136,9 @@ where
         // SAFETY: by the contract above; the running goroutine owns its slot.
         let body: F = unsafe { (*g.join.slot.get()).take() };
         let result = panic::catch_unwind(AssertUnwindSafe(body));
+        // Goroutine-local values go with the body, on the goroutine (their `Drop` is user code).
+        // SAFETY: the goroutine owns its table, and no `with` call is running any more.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe { g.locals.clear() }));
         complete::<T>(g, result);
     }
 

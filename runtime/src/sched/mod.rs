@@ -46,6 +46,12 @@ pub(crate) use self::g::WaitReason;
 #[cfg(not(loom))]
 pub(crate) use self::scheduler::{Waiter, park_current};
 
+/// The running goroutine's local values, if the caller is a goroutine.
+#[cfg(not(loom))]
+pub(crate) fn current_locals() -> Option<&'static crate::local::Table> {
+    scheduler::current_g().map(|g| &g.locals)
+}
+
 #[cfg(not(loom))]
 pub use self::builder::{Builder, spawn};
 #[cfg(not(loom))]
