@@ -18,17 +18,17 @@ use std::ptr;
 use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
-use parking_lot::{Mutex, MutexGuard};
-
 use super::error::{SendTimeoutError, TryRecvError, TrySendError};
+use super::lock::{SpinGuard, SpinLock};
 use super::operation::{Operation, Outcome};
-use crate::sched::{WaitReason, Waiter, park_current};
+use crate::sched::{Blocker, WaitReason, Waiter, park_current};
 
 /// A blocked operation's shared part, on its owner's stack: the word that decides it, and who to
 /// wake.
 pub(crate) struct Blocked {
     pub(crate) operation: Operation,
-    waiter: Waiter,
+    /// Uncounted: the owner is blocked in this frame for as long as anyone can reach it.
+    blocker: Blocker,
 }
 
 impl Blocked {
@@ -36,7 +36,7 @@ impl Blocked {
     pub(crate) fn new() -> Blocked {
         Blocked {
             operation: Operation::new(),
-            waiter: Waiter::current(),
+            blocker: Blocker::current(),
         }
     }
 
@@ -91,8 +91,10 @@ impl<T> Entry<T> {
         }
         // SAFETY: the claim gives us the owner's slot until we publish completion.
         transfer(unsafe { &mut *(*self.slot).get() });
-        // Read before publishing: the owner may return as soon as it sees completion.
-        let waiter = blocked.waiter.clone();
+        // Counted before publishing: the owner may return (and even finish) as soon as it sees
+        // completion.
+        // SAFETY: the owner is still blocked in the frame holding `blocked`.
+        let waiter = unsafe { blocked.blocker.waiter() };
         blocked.operation.complete(self.arm, moved);
         Some(waiter)
     }
@@ -114,7 +116,7 @@ unsafe impl<T: Send> Send for State<T> {}
 
 /// A channel; senders and receivers share it through an `Arc`.
 pub(crate) struct Channel<T> {
-    state: Mutex<State<T>>,
+    state: SpinLock<State<T>>,
     /// `None` for an unbounded channel.
     cap: Option<usize>,
     pub(crate) senders: AtomicUsize,
@@ -124,7 +126,7 @@ pub(crate) struct Channel<T> {
 impl<T> Channel<T> {
     pub(crate) fn new(cap: Option<usize>) -> Channel<T> {
         Channel {
-            state: Mutex::new(State {
+            state: SpinLock::new(State {
                 buffer: VecDeque::with_capacity(cap.unwrap_or(0)),
                 senders: VecDeque::new(),
                 receivers: VecDeque::new(),
@@ -141,26 +143,14 @@ impl<T> Channel<T> {
         self.cap
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
+    pub(crate) fn lock(&self) -> SpinGuard<'_, State<T>> {
         self.state.lock()
     }
 
-    /// The lock itself, for a select that holds several channels' locks at once.
-    pub(crate) fn raw(&self) -> &parking_lot::RawMutex {
-        // SAFETY: the select locks and unlocks it in pairs, and reaches the state only through
-        // `state_unchecked` while it holds it.
-        unsafe { self.state.raw() }
-    }
-
-    /// The state, for the holder of the lock taken through [`Channel::raw`].
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the lock, and no other reference to the state is live.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn state_unchecked(&self) -> &mut State<T> {
-        // SAFETY: exclusive by the caller's contract.
-        unsafe { &mut *self.state.data_ptr() }
+    /// The lock itself, for a select that holds several channels' locks at once and reaches
+    /// their state through [`SpinLock::data`].
+    pub(crate) fn raw(&self) -> &SpinLock<State<T>> {
+        &self.state
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -27,6 +27,7 @@
 
 mod channel;
 mod error;
+mod lock;
 pub(crate) mod operation;
 mod select;
 

@@ -13,10 +13,9 @@
 use std::cell::{Cell, UnsafeCell};
 use std::time::Instant;
 
-use parking_lot::lock_api::RawMutex as _;
-
-use super::channel::{Blocked, Channel, Entry};
+use super::channel::{Blocked, Channel, Entry, State};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
+use super::lock::SpinLock;
 use super::operation::Outcome;
 use super::{Receiver, Sender};
 use crate::sched::{WaitReason, Waiter};
@@ -36,28 +35,19 @@ pub enum Wait {
 ///
 /// # Safety
 ///
-/// `channel_lock` is the lock of the arm's channel; the `_locked` methods are called only while
-/// the caller holds it, through `lock`/`unlock`.
+/// `channel_addr` identifies the arm's channel; the `_locked` methods are called only while the
+/// caller holds its lock, through `lock`/`unlock`.
 pub(crate) unsafe trait Arm {
-    /// The lock of the arm's channel.
-    fn channel_lock(&self) -> &parking_lot::RawMutex;
     /// The channel's address: locks are taken in this order, once per channel.
-    fn channel_addr(&self) -> usize {
-        std::ptr::from_ref(self.channel_lock()) as usize
-    }
+    fn channel_addr(&self) -> usize;
     /// Locks the channel.
-    fn lock(&self) {
-        self.channel_lock().lock();
-    }
+    fn lock(&self);
     /// Unlocks the channel.
     ///
     /// # Safety
     ///
     /// The caller locked it with [`Arm::lock`].
-    unsafe fn unlock(&self) {
-        // SAFETY: locked by the caller through `lock`.
-        unsafe { self.channel_lock().unlock() };
-    }
+    unsafe fn unlock(&self);
     /// Completes the arm if that needs no waiting; answers `Some(whom to wake)` if it did.
     ///
     /// # Safety
@@ -109,16 +99,25 @@ impl<'a, T> RecvArm<'a, T> {
     }
 }
 
-// SAFETY: `channel_lock` is the channel's lock, and the `_locked` methods touch its state only
-// while it is held.
+// SAFETY: `channel_addr` is the channel's address, and the `_locked` methods touch its state only
+// while its lock is held.
 unsafe impl<T> Arm for RecvArm<'_, T> {
-    fn channel_lock(&self) -> &parking_lot::RawMutex {
-        self.channel.raw()
+    fn channel_addr(&self) -> usize {
+        std::ptr::from_ref(self.channel) as usize
+    }
+
+    fn lock(&self) {
+        self.channel.raw().lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: locked by the caller through `lock`.
+        unsafe { self.channel.raw().unlock_raw() };
     }
 
     unsafe fn try_locked(&mut self) -> Option<Option<Waiter>> {
         // SAFETY: the caller holds the lock.
-        let state = unsafe { self.channel.state_unchecked() };
+        let state: &mut State<T> = unsafe { SpinLock::data(self.channel.raw()) };
         match self.channel.try_recv_locked(state) {
             Ok((value, waiter)) => {
                 self.result = Some(Ok(value));
@@ -134,7 +133,7 @@ unsafe impl<T> Arm for RecvArm<'_, T> {
 
     unsafe fn register_locked(&self, blocked: &Blocked, index: usize) {
         // SAFETY: the caller holds the lock.
-        let state = unsafe { self.channel.state_unchecked() };
+        let state: &mut State<T> = unsafe { SpinLock::data(self.channel.raw()) };
         self.channel
             .register_receiver(state, Entry::new(blocked, index, &self.slot));
     }
@@ -186,13 +185,22 @@ impl<'a, T> SendArm<'a, T> {
 
 // SAFETY: as for `RecvArm`.
 unsafe impl<T> Arm for SendArm<'_, T> {
-    fn channel_lock(&self) -> &parking_lot::RawMutex {
-        self.channel.raw()
+    fn channel_addr(&self) -> usize {
+        std::ptr::from_ref(self.channel) as usize
+    }
+
+    fn lock(&self) {
+        self.channel.raw().lock_raw();
+    }
+
+    unsafe fn unlock(&self) {
+        // SAFETY: locked by the caller through `lock`.
+        unsafe { self.channel.raw().unlock_raw() };
     }
 
     unsafe fn try_locked(&mut self) -> Option<Option<Waiter>> {
         // SAFETY: the caller holds the lock.
-        let state = unsafe { self.channel.state_unchecked() };
+        let state: &mut State<T> = unsafe { SpinLock::data(self.channel.raw()) };
         let value = self.slot.get_mut().take().expect("an unsent value");
         match self.channel.try_send_locked(state, value) {
             Ok(waiter) => {
@@ -212,7 +220,7 @@ unsafe impl<T> Arm for SendArm<'_, T> {
 
     unsafe fn register_locked(&self, blocked: &Blocked, index: usize) {
         // SAFETY: the caller holds the lock.
-        let state = unsafe { self.channel.state_unchecked() };
+        let state: &mut State<T> = unsafe { SpinLock::data(self.channel.raw()) };
         self.channel
             .register_sender(state, Entry::new(blocked, index, &self.slot));
     }

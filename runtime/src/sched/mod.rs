@@ -44,7 +44,7 @@ mod sysmon;
 #[cfg(not(loom))]
 pub(crate) use self::g::WaitReason;
 #[cfg(not(loom))]
-pub(crate) use self::scheduler::{Waiter, park_current};
+pub(crate) use self::scheduler::{Blocker, Waiter, park_current};
 
 /// The running goroutine's local values, if the caller is a goroutine.
 #[cfg(not(loom))]

@@ -1003,6 +1003,36 @@ impl Waiter {
     }
 }
 
+/// The calling goroutine or thread as a blocked operation names it: uncounted, so it is valid
+/// only while that goroutine is blocked in the frame holding it (which keeps it alive).
+pub(crate) enum Blocker {
+    Goroutine(*const G),
+    Thread(thread::Thread),
+}
+
+impl Blocker {
+    /// The calling goroutine, or the calling thread outside goroutines.
+    pub(crate) fn current() -> Blocker {
+        match current_g() {
+            Some(g) => Blocker::Goroutine(g),
+            None => Blocker::Thread(thread::current()),
+        }
+    }
+
+    /// A counted waiter, to wake it with.
+    ///
+    /// # Safety
+    ///
+    /// The goroutine is still blocked in the frame holding this `Blocker`.
+    pub(crate) unsafe fn waiter(&self) -> Waiter {
+        match self {
+            // SAFETY: a blocked goroutine has not finished, so its record is live.
+            Blocker::Goroutine(g) => Waiter::Goroutine(unsafe { GRef::from_ptr(*g) }),
+            Blocker::Thread(thread) => Waiter::Thread(thread.clone()),
+        }
+    }
+}
+
 /// Makes a parked goroutine runnable, or leaves it a wake-up token.
 pub(crate) fn unpark(g: GRef) {
     if park::unpark(&g.park) {
