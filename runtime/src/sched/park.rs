@@ -1,13 +1,17 @@
 //! The park/unpark protocol of a goroutine: a wake-up token that can be neither lost nor doubled.
 //!
-//! A goroutine's `park` word moves through four states:
+//! A goroutine's `park` word has three states:
 //!
 //! | state      | meaning                                                                        |
 //! |------------|--------------------------------------------------------------------------------|
-//! | `EMPTY`    | running (or runnable), no token                                                 |
+//! | `EMPTY`    | running, runnable, or switching away to park; no token                         |
 //! | `NOTIFIED` | a wake-up arrived while it was not parked: its next park returns at once        |
-//! | `PARKING`  | it suspended to park, and its M has not yet committed the park                 |
 //! | `PARKED`   | parked: the next wake-up makes it runnable                                     |
+//!
+//! A goroutine that parks first takes a token if one is there ([`take_token`]); otherwise it
+//! switches to its M, which commits the park ([`commit_park`]) with one compare-exchange. A
+//! wake-up that lands while the goroutine switches leaves a token, which the commit finds: the
+//! M then makes the goroutine runnable again instead of parking it.
 //!
 //! Invariants:
 //! - exactly one party makes a parked goroutine runnable again: the waker that moves the word
@@ -18,7 +22,8 @@
 //!   and finding one already there: a wake-up that finds the token of an earlier one and adds
 //!   nothing must still be ordered before the consumer's re-check of its condition. With a plain
 //!   load there, the waker could see a token the goroutine was consuming, while the goroutine's
-//!   re-check (after a plain store) missed the waker's condition: a lost wake-up;
+//!   re-check (after a plain store) missed the waker's condition: a lost wake-up. (The one plain
+//!   load, in [`take_token`], only skips a switch; a token it misses is found by the commit.)
 //! - park may return without a matching wake-up (a token left by an earlier one), so callers
 //!   re-check their condition in a loop, as with `std::thread::park`.
 
@@ -26,24 +31,16 @@ use crate::shim::atomic::{AtomicU8, Ordering};
 
 pub(crate) const EMPTY: u8 = 0;
 pub(crate) const NOTIFIED: u8 = 1;
-pub(crate) const PARKING: u8 = 2;
-pub(crate) const PARKED: u8 = 3;
+pub(crate) const PARKED: u8 = 2;
 
-/// Goroutine side, before suspending: `true` if it must suspend, `false` if a token was
-/// consumed and the park is over.
-pub(crate) fn begin_park(word: &AtomicU8) -> bool {
-    match word.compare_exchange(EMPTY, PARKING, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => true,
-        Err(_) => {
-            // Only a token can be there: consume it (see the invariant on read-modify-writes).
-            word.swap(EMPTY, Ordering::AcqRel);
-            false
-        }
-    }
+/// Goroutine side, before switching away to park: `true` if a token was there and is now
+/// consumed (the park is over), `false` if it must switch to its M to park.
+pub(crate) fn take_token(word: &AtomicU8) -> bool {
+    word.load(Ordering::Relaxed) == NOTIFIED && word.swap(EMPTY, Ordering::AcqRel) == NOTIFIED
 }
 
-/// M side, after the goroutine suspended to park: `true` if it is parked, `false` if a wake-up
-/// raced the switch and the M must make it runnable again.
+/// M side, after the goroutine switched away to park: `true` if it is parked, `false` if a
+/// wake-up raced the switch (its token is consumed) and the M must make it runnable again.
 pub(crate) fn commit_park(word: &AtomicU8) -> bool {
     #[cfg(all(loom, gort_loom_blind_park))]
     {
@@ -51,9 +48,10 @@ pub(crate) fn commit_park(word: &AtomicU8) -> bool {
         true
     }
     #[cfg(not(all(loom, gort_loom_blind_park)))]
-    match word.compare_exchange(PARKING, PARKED, Ordering::AcqRel, Ordering::Acquire) {
+    match word.compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => true,
         Err(_) => {
+            // Only a token can be there: consume it (see the invariant on read-modify-writes).
             word.swap(EMPTY, Ordering::AcqRel);
             false
         }
@@ -67,7 +65,7 @@ pub(crate) fn unpark(word: &AtomicU8) -> bool {
         let (next, ready) = match state {
             NOTIFIED => (NOTIFIED, false), // a duplicate: it only has to be ordered
             PARKED => (EMPTY, true),
-            _ => (NOTIFIED, false), // EMPTY or PARKING: leave a token
+            _ => (NOTIFIED, false), // EMPTY: leave a token
         };
         match word.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return ready,
@@ -116,7 +114,7 @@ mod loom_model {
 
             let mut parks = 0;
             while !flag.load(Ordering::Acquire) {
-                if begin_park(&word) && commit_park(&word) {
+                if !take_token(&word) && commit_park(&word) {
                     parks += 1;
                     // Parked: only a wake-up brings it back.
                     while readied.load(Ordering::Acquire) < parks {

@@ -1048,7 +1048,7 @@ pub(crate) fn park_current(reason: WaitReason) {
     match current_g() {
         Some(g) => {
             g.set_wait_reason(reason);
-            if park::begin_park(&g.park) {
+            if !park::take_token(&g.park) {
                 // SAFETY: called by the goroutine itself.
                 unsafe { g.suspend(Switch::Park) };
             }
