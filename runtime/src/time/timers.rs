@@ -12,7 +12,8 @@
 //! - `next` is never later than the earliest pending deadline when the timer thread goes to
 //!   sleep: the thread resets it to "none" before scanning, so an add racing the scan lowers it
 //!   and wakes the thread, and the thread lowers it to what its scan found after;
-//! - `pending` counts heap entries (cancelled ones included until they surface).
+//! - `pending` counts heap entries, `cancelled` those of them cancelled before firing; an entry
+//!   leaves both counts when it surfaces or is purged.
 
 use std::cell::Cell;
 use std::cmp::Ordering as CmpOrdering;
@@ -41,6 +42,9 @@ pub(crate) enum Action {
     /// Called with the firing time; answers the next deadline to fire again at (a ticker), or
     /// `None` when done.
     Fire(Box<dyn FnMut(Instant) -> Option<Instant> + Send>),
+    /// Nothing any more: the timer was cancelled (what it held is released at once, not when
+    /// its deadline surfaces).
+    Nothing,
 }
 
 /// One armed timer.
@@ -61,14 +65,35 @@ impl Entry {
     /// Disarms the entry; `true` if it had not fired (or started firing) yet. If it is firing
     /// now, waits for that to finish, so nothing it does happens after this returns.
     pub(crate) fn cancel(&self) -> bool {
+        // Counted before the swap, so the count never falls below the cancelled entries still
+        // in the heaps (the timer thread takes them off when they surface).
+        let timers = TIMERS.get();
+        let count = |delta: isize| {
+            if let Some(timers) = timers {
+                if delta > 0 {
+                    timers.cancelled.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    timers.cancelled.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        };
+        count(1);
         match self.state.swap(CANCELLED, Ordering::AcqRel) {
-            PENDING => true,
+            PENDING => {
+                // The timer thread will not run it: release what it holds now.
+                *self.action.lock() = Action::Nothing;
+                true
+            }
             FIRING => {
+                count(-1);
                 // The timer thread holds the action while it runs it.
                 drop(self.action.lock());
                 false
             }
-            _ => false,
+            _ => {
+                count(-1);
+                false
+            }
         }
     }
 }
@@ -112,6 +137,9 @@ struct Timers {
     /// `NONE`.
     next: AtomicU64,
     pending: AtomicUsize,
+    /// Heap entries cancelled before they fired (they leave the heap when they surface, or in a
+    /// purge once they are half of it).
+    cancelled: AtomicUsize,
     epoch: Instant,
     thread: Thread,
 }
@@ -135,6 +163,7 @@ fn timers() -> &'static Timers {
             }; SHARDS],
             next: AtomicU64::new(NONE),
             pending: AtomicUsize::new(0),
+            cancelled: AtomicUsize::new(0),
             epoch: Instant::now(),
             thread: thread.thread().clone(),
         }
@@ -192,11 +221,38 @@ pub(crate) fn add(deadline: Instant, entry: Arc<Entry>) {
     timers().add(deadline, entry);
 }
 
-/// Timers armed and not yet surfaced (a program with pending timers is not deadlocked).
+/// Timers in the heaps, cancelled ones included until they surface or are purged (a program
+/// with pending timers is not deadlocked; counting cancelled ones only delays a report).
 pub(crate) fn pending() -> usize {
     TIMERS
         .get()
         .map_or(0, |timers| timers.pending.load(Ordering::SeqCst))
+}
+
+/// Cancelled entries below which the heaps are not purged.
+const PURGE_AT_LEAST: usize = 1024;
+
+impl Timers {
+    /// Drops cancelled entries from the heaps once they are half of all entries, so that
+    /// timeouts that never fire (a receive that completes first) do not pile up until their
+    /// deadlines.
+    fn purge_if_worth_it(&self) {
+        let cancelled = self.cancelled.load(Ordering::SeqCst);
+        if cancelled < PURGE_AT_LEAST || cancelled * 2 < self.pending.load(Ordering::SeqCst) {
+            return;
+        }
+        for shard in &self.shards {
+            let mut shard = shard.lock();
+            let before = shard.heap.len();
+            shard
+                .heap
+                .retain(|pending| pending.entry.state.load(Ordering::Acquire) != CANCELLED);
+            let removed = before - shard.heap.len();
+            self.pending.fetch_sub(removed, Ordering::SeqCst);
+            // Never below zero: every removed entry was counted when it was cancelled.
+            self.cancelled.fetch_sub(removed, Ordering::SeqCst);
+        }
+    }
 }
 
 /// The timer thread.
@@ -204,6 +260,7 @@ fn run() {
     let timers = timers();
     let mut due = Vec::new();
     loop {
+        timers.purge_if_worth_it();
         timers.next.store(NONE, Ordering::SeqCst);
         let now = Instant::now();
         let mut earliest = NONE;
@@ -241,11 +298,14 @@ fn run() {
 
 fn fire(timers: &Timers, pending: Pending, now: Instant) {
     let entry = pending.entry;
-    if entry
-        .state
-        .compare_exchange(PENDING, FIRING, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
+    if let Err(state) =
+        entry
+            .state
+            .compare_exchange(PENDING, FIRING, Ordering::AcqRel, Ordering::Acquire)
     {
+        if state == CANCELLED {
+            timers.cancelled.fetch_sub(1, Ordering::SeqCst);
+        }
         return;
     }
     let again = match &mut *entry.action.lock() {
@@ -254,6 +314,7 @@ fn fire(timers: &Timers, pending: Pending, now: Instant) {
             None
         }
         Action::Fire(fire) => fire(now),
+        Action::Nothing => None,
     };
     match again {
         Some(deadline)
@@ -270,5 +331,44 @@ fn fire(timers: &Timers, pending: Pending, now: Instant) {
                     .state
                     .compare_exchange(FIRING, FIRED, Ordering::AcqRel, Ordering::Acquire);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancelled_timeouts_are_purged_long_before_their_deadlines() {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let entries: Vec<_> = (0..4 * PURGE_AT_LEAST)
+            .map(|_| {
+                let entry = Entry::new(Action::Fire(Box::new(|_| None)));
+                add(far, Arc::clone(&entry));
+                entry
+            })
+            .collect();
+        assert!(pending() >= entries.len());
+        for entry in &entries {
+            assert!(entry.cancel());
+        }
+        // Any add wakes the timer thread, which purges at the start of each round: after two
+        // rounds that fired a fresh timer, one began after the cancels.
+        for _ in 0..2 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            add(
+                Instant::now(),
+                Entry::new(Action::Fire(Box::new(move |_| {
+                    let _ = tx.send(());
+                    None
+                }))),
+            );
+            rx.recv().unwrap();
+        }
+        assert!(
+            pending() < PURGE_AT_LEAST,
+            "{} entries still pending",
+            pending()
+        );
     }
 }
