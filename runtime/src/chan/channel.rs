@@ -10,7 +10,7 @@
 //!   up) is dropped from the queue by whoever finds it; its owner's removal then finds nothing;
 //! - a value is in exactly one place at a time: the sender's slot, the buffer, or the
 //!   receiver's slot (moves happen under the lock, or on the owner's side after completion);
-//! - waking happens after the lock is released.
+//! - a claimed operation is finished (its owner woken, then told) after the lock is released.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -21,7 +21,7 @@ use std::time::Instant;
 use super::error::{SendTimeoutError, TryRecvError, TrySendError};
 use super::lock::{SpinGuard, SpinLock};
 use super::operation::{Operation, Outcome};
-use crate::sched::{Blocker, WaitReason, Waiter, park_current};
+use crate::sched::{Blocker, WaitReason, park_current};
 
 /// A blocked operation's shared part, on its owner's stack: the word that decides it, and who to
 /// wake.
@@ -40,24 +40,27 @@ impl Blocked {
         }
     }
 
-    /// Parks until the operation completes or `deadline` passes (then cancels it).
+    /// Parks until the operation completes or `deadline` passes (then cancels it). Once a
+    /// counterpart has claimed it, waits without parking: the counterpart has already woken
+    /// it, or is about to, and publishes completion right after.
     pub(crate) fn wait(&self, deadline: Option<Instant>, reason: WaitReason) -> Outcome {
-        loop {
-            if let Some(outcome) = self.operation.outcome() {
-                return outcome;
-            }
-            match deadline {
-                Some(deadline) if Instant::now() >= deadline => {
-                    if self.operation.cancel() {
-                        return Outcome::Cancelled;
-                    }
-                    // Claimed: the counterpart completes it and wakes us.
-                    park_current(reason);
-                }
+        let mut pauses = 0u32;
+        self.operation.wait_with(
+            || deadline.is_some_and(|deadline| Instant::now() >= deadline),
+            || match deadline {
                 Some(deadline) => crate::time::park_until(reason, deadline),
                 None => park_current(reason),
-            }
-        }
+            },
+            || {
+                pauses += 1;
+                if pauses.is_multiple_of(64) {
+                    // The counterpart's thread may have been descheduled: let others run.
+                    crate::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            },
+        )
     }
 }
 
@@ -81,8 +84,9 @@ impl<T> Entry<T> {
     }
 
     /// Wins the entry's operation and lets `transfer` move the value through its slot; answers
-    /// whom to wake, or `None` if the operation cannot be won any more.
-    fn complete(&self, moved: bool, transfer: impl FnOnce(&mut Option<T>)) -> Option<Waiter> {
+    /// the completion to finish once the lock is released, or `None` if the operation cannot be
+    /// won any more.
+    fn claim(&self, moved: bool, transfer: impl FnOnce(&mut Option<T>)) -> Option<Completion> {
         // SAFETY: the entry is in a queue we hold the lock of, so its owner has not removed it
         // and its frame is alive (module invariant).
         let blocked = unsafe { &*self.blocked };
@@ -91,12 +95,34 @@ impl<T> Entry<T> {
         }
         // SAFETY: the claim gives us the owner's slot until we publish completion.
         transfer(unsafe { &mut *(*self.slot).get() });
-        // Counted before publishing: the owner may return (and even finish) as soon as it sees
-        // completion.
-        // SAFETY: the owner is still blocked in the frame holding `blocked`.
-        let waiter = unsafe { blocked.blocker.waiter() };
-        blocked.operation.complete(self.arm, moved);
-        Some(waiter)
+        Some(Completion {
+            blocked: self.blocked,
+            arm: self.arm,
+            moved,
+        })
+    }
+}
+
+/// A claimed operation whose owner still has to be woken and told: done after the channel's
+/// lock is released. Until then the owner waits for it in its frame (it cannot leave a claimed
+/// operation), so its `Blocked` stays valid.
+#[must_use = "a claimed operation must be completed, or its owner waits forever"]
+pub(crate) struct Completion {
+    blocked: *const Blocked,
+    arm: usize,
+    moved: bool,
+}
+
+impl Completion {
+    /// Wakes the owner, then publishes the completion. In this order the owner cannot return,
+    /// and end its frame or even finish, before the wake-up is delivered, so the wake-up needs
+    /// no reference of its own.
+    pub(crate) fn finish(self) {
+        // SAFETY: the owner waits for this completion in the frame holding `blocked`.
+        let blocked = unsafe { &*self.blocked };
+        // SAFETY: as just said: it cannot leave until `complete` below.
+        unsafe { blocked.blocker.wake() };
+        blocked.operation.complete(self.arm, self.moved);
     }
 }
 
@@ -163,14 +189,14 @@ impl<T> Channel<T> {
         &self,
         state: &mut State<T>,
         value: T,
-    ) -> Result<Option<Waiter>, TrySendError<T>> {
+    ) -> Result<Option<Completion>, TrySendError<T>> {
         if state.receivers_gone {
             return Err(TrySendError::Disconnected(value));
         }
         let mut value = Some(value);
         while let Some(entry) = state.receivers.pop_front() {
-            if let Some(waiter) = entry.complete(true, |slot| *slot = value.take()) {
-                return Ok(Some(waiter));
+            if let Some(completion) = entry.claim(true, |slot| *slot = value.take()) {
+                return Ok(Some(completion));
             }
         }
         let value = value.expect("not sent yet");
@@ -186,11 +212,11 @@ impl<T> Channel<T> {
     pub(crate) fn try_recv_locked(
         &self,
         state: &mut State<T>,
-    ) -> Result<(T, Option<Waiter>), TryRecvError> {
+    ) -> Result<(T, Option<Completion>), TryRecvError> {
         let mut taken = state.buffer.pop_front();
         while let Some(entry) = state.senders.pop_front() {
             let mut moved = None;
-            if let Some(waiter) = entry.complete(true, |slot| moved = slot.take()) {
+            if let Some(completion) = entry.claim(true, |slot| moved = slot.take()) {
                 let moved = moved.expect("a blocked sender holds its value");
                 let value = match taken.take() {
                     Some(first) => {
@@ -199,7 +225,7 @@ impl<T> Channel<T> {
                     }
                     None => moved,
                 };
-                return Ok((value, Some(waiter)));
+                return Ok((value, Some(completion)));
             }
         }
         match taken {
@@ -232,10 +258,10 @@ impl<T> Channel<T> {
     ) -> Result<(), SendTimeoutError<T>> {
         let mut state = self.lock();
         let value = match self.try_send_locked(&mut state, value) {
-            Ok(waiter) => {
+            Ok(completion) => {
                 drop(state);
-                if let Some(waiter) = waiter {
-                    waiter.wake();
+                if let Some(completion) = completion {
+                    completion.finish();
                 }
                 return Ok(());
             }
@@ -272,10 +298,10 @@ impl<T> Channel<T> {
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Option<T>, TryRecvError> {
         let mut state = self.lock();
         match self.try_recv_locked(&mut state) {
-            Ok((value, waiter)) => {
+            Ok((value, completion)) => {
                 drop(state);
-                if let Some(waiter) = waiter {
-                    waiter.wake();
+                if let Some(completion) = completion {
+                    completion.finish();
                 }
                 return Ok(Some(value));
             }
@@ -311,7 +337,7 @@ impl<T> Channel<T> {
         state.senders_gone = true;
         let woken = close_all(&mut state.receivers);
         drop(state);
-        woken.into_iter().for_each(Waiter::wake);
+        woken.into_iter().for_each(Completion::finish);
     }
 
     /// The last receiver is gone: wakes every blocked sender (each keeps its value).
@@ -320,14 +346,14 @@ impl<T> Channel<T> {
         state.receivers_gone = true;
         let woken = close_all(&mut state.senders);
         drop(state);
-        woken.into_iter().for_each(Waiter::wake);
+        woken.into_iter().for_each(Completion::finish);
     }
 }
 
-/// Completes every entry of `queue` with "disconnected"; answers whom to wake.
-fn close_all<T>(queue: &mut VecDeque<Entry<T>>) -> Vec<Waiter> {
+/// Claims every entry of `queue` for "disconnected"; answers the completions to finish.
+fn close_all<T>(queue: &mut VecDeque<Entry<T>>) -> Vec<Completion> {
     queue
         .drain(..)
-        .filter_map(|entry| entry.complete(false, |_| {}))
+        .filter_map(|entry| entry.claim(false, |_| {}))
         .collect()
 }

@@ -139,10 +139,10 @@ impl<T> Sender<T> {
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut state = self.channel.lock();
-        let waiter = self.channel.try_send_locked(&mut state, value)?;
+        let completion = self.channel.try_send_locked(&mut state, value)?;
         drop(state);
-        if let Some(waiter) = waiter {
-            waiter.wake();
+        if let Some(completion) = completion {
+            completion.finish();
         }
         Ok(())
     }
@@ -270,10 +270,10 @@ impl<T> Receiver<T> {
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut state = self.channel.lock();
-        let (value, waiter) = self.channel.try_recv_locked(&mut state)?;
+        let (value, completion) = self.channel.try_recv_locked(&mut state)?;
         drop(state);
-        if let Some(waiter) = waiter {
-            waiter.wake();
+        if let Some(completion) = completion {
+            completion.finish();
         }
         Ok(value)
     }

@@ -17,8 +17,11 @@
 //!   a release store, then wakes the owner; the owner reads its slots only after seeing one of
 //!   them with an acquire load, and returns (ending the slots' lifetime) only after that or after
 //!   its own cancel succeeded;
-//! - the owner's waiter is read by the counterpart before it publishes completion, because the
-//!   owner may return (and its frame end) as soon as it sees completion.
+//! - the counterpart wakes the owner before it publishes completion, and the owner does not
+//!   leave a claimed operation before completion: so the owner's frame, and the owner itself,
+//!   outlive the wake-up, which needs no reference of its own;
+//! - the owner decides from one look at the word whether to park: it parks only on `WAITING`,
+//!   so any wake-up comes after the look (a counterpart wakes only after it claimed).
 
 use crate::shim::atomic::{AtomicUsize, Ordering};
 
@@ -29,6 +32,17 @@ const DONE: usize = 3;
 const CLOSED: usize = 4;
 const PHASE_BITS: u32 = 3;
 const PHASE_MASK: usize = (1 << PHASE_BITS) - 1;
+
+/// Where a blocked operation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Poll {
+    /// Nobody has won it.
+    Waiting,
+    /// A counterpart won it and is moving the value.
+    Claimed,
+    /// It ended.
+    Ended(Outcome),
+}
 
 /// How a blocked operation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,14 +100,54 @@ impl Operation {
             .store(arm << PHASE_BITS | phase, Ordering::Release);
     }
 
-    /// Owner: how the operation ended, if it did.
-    pub(crate) fn outcome(&self) -> Option<Outcome> {
+    /// Owner: where the operation stands, from one look at its word (deciding from two looks
+    /// could see it claimed, then not claimed because it just ended, and park after the
+    /// wake-up already came).
+    pub(crate) fn poll(&self) -> Poll {
         let state = self.state.load(Ordering::Acquire);
         match state & PHASE_MASK {
-            DONE => Some(Outcome::Done(state >> PHASE_BITS)),
-            CLOSED => Some(Outcome::Closed(state >> PHASE_BITS)),
-            CANCELLED => Some(Outcome::Cancelled),
-            _ => None,
+            DONE => Poll::Ended(Outcome::Done(state >> PHASE_BITS)),
+            CLOSED => Poll::Ended(Outcome::Closed(state >> PHASE_BITS)),
+            CANCELLED => Poll::Ended(Outcome::Cancelled),
+            CLAIMED => Poll::Claimed,
+            _ => Poll::Waiting,
+        }
+    }
+
+    /// Owner: waits for the operation to end. While nobody has won it, parks (`park` may return
+    /// early) or, once `expired()`, gives up; while a counterpart moves the value, which it has
+    /// woken the owner for already, pauses without parking.
+    pub(crate) fn wait_with(
+        &self,
+        mut expired: impl FnMut() -> bool,
+        mut park: impl FnMut(),
+        mut pause: impl FnMut(),
+    ) -> Outcome {
+        loop {
+            #[cfg(all(loom, gort_loom_two_looks))]
+            let poll = {
+                // Broken on purpose: one look for "ended", another for "claimed"; the operation
+                // can end in between, and the owner then parks after its wake-up came.
+                match self.poll() {
+                    Poll::Ended(outcome) => Poll::Ended(outcome),
+                    _ if self.state.load(Ordering::Acquire) & PHASE_MASK == CLAIMED => {
+                        Poll::Claimed
+                    }
+                    _ => Poll::Waiting,
+                }
+            };
+            #[cfg(not(all(loom, gort_loom_two_looks)))]
+            let poll = self.poll();
+            match poll {
+                Poll::Ended(outcome) => return outcome,
+                Poll::Claimed => pause(),
+                Poll::Waiting if expired() => {
+                    if self.cancel() {
+                        return Outcome::Cancelled;
+                    }
+                }
+                Poll::Waiting => park(),
+            }
         }
     }
 
@@ -116,9 +170,14 @@ mod loom_model {
     //! Broken variant: `--cfg gort_loom_blind_claim` claims with a load and a store, so a cancel
     //! in between is overwritten: the sender thinks it delivered, the receiver thinks it timed
     //! out, and the value is lost.
+    //!
+    //! A second model: the receiver parks, and the sender wakes it before publishing completion.
+    //! Broken variant: `--cfg gort_loom_two_looks` makes the receiver decide whether to park from
+    //! two looks at the word, so it can park after its wake-up came.
 
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
+    use loom::sync::atomic::AtomicBool;
     use loom::thread;
 
     use super::*;
@@ -153,13 +212,11 @@ mod loom_model {
             let received = if shared.operation.cancel() {
                 None
             } else {
-                loop {
-                    if let Some(outcome) = shared.operation.outcome() {
-                        assert_eq!(outcome, Outcome::Done(0));
-                        break;
-                    }
-                    thread::yield_now();
-                }
+                let outcome =
+                    shared
+                        .operation
+                        .wait_with(|| true, thread::yield_now, thread::yield_now);
+                assert_eq!(outcome, Outcome::Done(0));
                 // SAFETY: `DONE` was published after the sender's write.
                 shared.slot.with(|slot| unsafe { *slot })
             };
@@ -169,6 +226,47 @@ mod loom_model {
                 received == Some(7),
                 "a value was lost or doubled"
             );
+        });
+    }
+
+    /// A receiver parks with no deadline; a sender claims it, moves the value, wakes it, and
+    /// only then publishes completion. The receiver must end with the value, never parked for
+    /// good (loom reports a deadlock).
+    fn wake_before_completion() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.max_branches = 10_000;
+        builder.check(|| {
+            let shared = Arc::new(Shared {
+                operation: Operation::new(),
+                slot: UnsafeCell::new(None),
+            });
+            // The receiver's park token, with `std::thread::park` semantics: a wake-up before
+            // the park is kept; parking waits (yielding to the model) until one arrives, so an
+            // owner parked for good shows as a model that cannot finish.
+            let token = Arc::new(AtomicBool::new(false));
+            let sender = {
+                let (shared, token) = (shared.clone(), token.clone());
+                thread::spawn(move || {
+                    assert!(shared.operation.claim(0));
+                    // SAFETY: the claim gives the sender the receiver's slot.
+                    shared.slot.with_mut(|slot| unsafe { *slot = Some(7) });
+                    token.store(true, Ordering::Release);
+                    shared.operation.complete(0, true);
+                })
+            };
+            let park = || {
+                while !(token.load(Ordering::Acquire) && token.swap(false, Ordering::AcqRel)) {
+                    thread::yield_now();
+                }
+            };
+            let outcome = shared
+                .operation
+                .wait_with(|| false, park, thread::yield_now);
+            assert_eq!(outcome, Outcome::Done(0));
+            // SAFETY: `DONE` was published after the sender's write.
+            assert_eq!(shared.slot.with(|slot| unsafe { *slot }), Some(7));
+            sender.join().unwrap();
         });
     }
 
@@ -183,5 +281,21 @@ mod loom_model {
     fn loom_catches_a_blind_claim() {
         let caught = std::panic::catch_unwind(deliver_against_a_deadline);
         assert!(caught.is_err(), "the model must find the lost value");
+    }
+
+    #[cfg(not(gort_loom_two_looks))]
+    #[test]
+    fn loom_a_wake_before_completion_is_never_lost() {
+        wake_before_completion();
+    }
+
+    #[cfg(gort_loom_two_looks)]
+    #[test]
+    fn loom_catches_a_wait_that_looks_twice() {
+        let caught = std::panic::catch_unwind(wake_before_completion);
+        assert!(
+            caught.is_err(),
+            "the model must find the owner parked for good"
+        );
     }
 }

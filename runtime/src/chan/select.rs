@@ -13,12 +13,13 @@
 use std::cell::{Cell, UnsafeCell};
 use std::time::Instant;
 
+use super::channel::Completion;
 use super::channel::{Blocked, Channel, Entry, State};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::lock::SpinLock;
 use super::operation::Outcome;
 use super::{Receiver, Sender};
-use crate::sched::{WaitReason, Waiter};
+use crate::sched::WaitReason;
 
 /// How long a select may wait.
 #[derive(Clone, Copy, Debug)]
@@ -48,12 +49,13 @@ pub(crate) unsafe trait Arm {
     ///
     /// The caller locked it with [`Arm::lock`].
     unsafe fn unlock(&self);
-    /// Completes the arm if that needs no waiting; answers `Some(whom to wake)` if it did.
+    /// Completes the arm if that needs no waiting; answers `Some(what to finish after
+    /// unlocking)` if it did.
     ///
     /// # Safety
     ///
     /// The channel is locked by the caller.
-    unsafe fn try_locked(&mut self) -> Option<Option<Waiter>>;
+    unsafe fn try_locked(&mut self) -> Option<Option<Completion>>;
     /// Queues an entry for `blocked`'s arm `index`.
     ///
     /// # Safety
@@ -115,13 +117,13 @@ unsafe impl<T> Arm for RecvArm<'_, T> {
         unsafe { self.channel.raw().unlock_raw() };
     }
 
-    unsafe fn try_locked(&mut self) -> Option<Option<Waiter>> {
+    unsafe fn try_locked(&mut self) -> Option<Option<Completion>> {
         // SAFETY: the caller holds the lock.
         let state: &mut State<T> = unsafe { SpinLock::data(self.channel.raw()) };
         match self.channel.try_recv_locked(state) {
-            Ok((value, waiter)) => {
+            Ok((value, completion)) => {
                 self.result = Some(Ok(value));
-                Some(waiter)
+                Some(completion)
             }
             Err(TryRecvError::Disconnected) => {
                 self.result = Some(Err(RecvError));
@@ -198,14 +200,14 @@ unsafe impl<T> Arm for SendArm<'_, T> {
         unsafe { self.channel.raw().unlock_raw() };
     }
 
-    unsafe fn try_locked(&mut self) -> Option<Option<Waiter>> {
+    unsafe fn try_locked(&mut self) -> Option<Option<Completion>> {
         // SAFETY: the caller holds the lock.
         let state: &mut State<T> = unsafe { SpinLock::data(self.channel.raw()) };
         let value = self.slot.get_mut().take().expect("an unsent value");
         match self.channel.try_send_locked(state, value) {
-            Ok(waiter) => {
+            Ok(completion) => {
                 self.result = Some(Ok(()));
-                Some(waiter)
+                Some(completion)
             }
             Err(TrySendError::Disconnected(value)) => {
                 self.result = Some(Err(SendError(value)));
@@ -281,10 +283,10 @@ pub fn select(arms: &mut [ArmRef<'_>], wait: Wait) -> Option<usize> {
     };
     for &index in order.iter() {
         // SAFETY: every arm's channel is locked.
-        if let Some(waiter) = unsafe { arms[usize::from(index)].0.try_locked() } {
+        if let Some(completion) = unsafe { arms[usize::from(index)].0.try_locked() } {
             unlock_all(arms);
-            if let Some(waiter) = waiter {
-                waiter.wake();
+            if let Some(completion) = completion {
+                completion.finish();
             }
             return Some(usize::from(index));
         }

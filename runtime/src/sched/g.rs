@@ -214,6 +214,11 @@ pub(crate) struct G {
     yielder: Cell<*const Yielder<(), Switch>>,
     /// Goroutine-local values; touched only by the goroutine itself.
     pub(crate) locals: Table,
+    /// While parked, the run-queue reference its M held, handed to whoever makes it runnable
+    /// again (so a wake-up needs no reference of its own). Written by the M before it commits
+    /// the park, taken by the waker that wins `PARKED -> EMPTY` or by the M if the commit
+    /// fails; the park word orders the two.
+    parked: UnsafeCell<Option<GRef>>,
 }
 
 // SAFETY: `coroutine` and `yielder` are touched only by the M running the goroutine or by the
@@ -241,6 +246,7 @@ impl G {
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             locals: Table::new(),
+            parked: UnsafeCell::new(None),
         }
     }
 
@@ -301,6 +307,36 @@ impl G {
             );
             std::hint::spin_loop();
         }
+    }
+
+    /// Parks the goroutine's run-queue reference `g` in its own record and commits the park:
+    /// `None` if it is parked (the reference stays with it), or `Some(g)` back if a wake-up
+    /// raced the switch.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the M the goroutine just suspended to, to park; `g` refers to it.
+    pub(crate) unsafe fn commit_park(g: GRef) -> Option<GRef> {
+        let record: *const G = g.as_ptr();
+        // SAFETY: before the commit nobody else touches the slot (see `parked`), and the
+        // reference stored keeps the record alive through the commit.
+        unsafe {
+            *(*record).parked.get() = Some(g);
+            if super::park::commit_park(&(*record).park) {
+                return None;
+            }
+            (*(*record).parked.get()).take()
+        }
+    }
+
+    /// The run-queue reference of a parked goroutine the caller just woke.
+    ///
+    /// # Safety
+    ///
+    /// The caller won `PARKED -> EMPTY` on this goroutine's park word.
+    pub(crate) unsafe fn take_parked(&self) -> GRef {
+        // SAFETY: the winner of the wake-up is the only one to take it (see `parked`).
+        unsafe { (*self.parked.get()).take() }.expect("a parked goroutine holds its reference")
     }
 
     /// Whether the goroutine has been spawned and has not finished.

@@ -778,7 +778,8 @@ impl Scheduler {
             }
             CoroutineResult::Yield(Switch::Park) => {
                 g.leave_running(status::WAITING);
-                if !park::commit_park(&g.park) {
+                // SAFETY: the goroutine suspended to this M to park.
+                if let Some(g) = unsafe { G::commit_park(g) } {
                     // A wake-up raced the switch.
                     g.cas_status(status::WAITING, status::RUNNABLE);
                     self.requeue(m, g);
@@ -1019,23 +1020,37 @@ impl Blocker {
         }
     }
 
-    /// A counted waiter, to wake it with.
+    /// Wakes it (or leaves it a token).
     ///
     /// # Safety
     ///
-    /// The goroutine is still blocked in the frame holding this `Blocker`.
-    pub(crate) unsafe fn waiter(&self) -> Waiter {
+    /// The goroutine (or thread) is still blocked in the frame holding this `Blocker`, and
+    /// cannot leave it until the caller lets it (it waits for a completion the caller has not
+    /// published yet).
+    pub(crate) unsafe fn wake(&self) {
         match self {
-            // SAFETY: a blocked goroutine has not finished, so its record is live.
-            Blocker::Goroutine(g) => Waiter::Goroutine(unsafe { GRef::from_ptr(*g) }),
-            Blocker::Thread(thread) => Waiter::Thread(thread.clone()),
+            // SAFETY: a blocked goroutine has not finished, so its record is live; it cannot
+            // finish during the call (the caller's contract).
+            Blocker::Goroutine(g) => unpark_borrowed(unsafe { &**g }),
+            Blocker::Thread(thread) => {
+                EXTERNAL_WAKES.fetch_add(1, Ordering::SeqCst);
+                thread.unpark();
+            }
         }
     }
 }
 
 /// Makes a parked goroutine runnable, or leaves it a wake-up token.
 pub(crate) fn unpark(g: GRef) {
+    unpark_borrowed(&g);
+}
+
+/// [`unpark`] without a reference of its own: the caller makes sure the goroutine cannot finish
+/// meanwhile (it is parked, or running toward a wait it cannot leave before the caller lets it).
+fn unpark_borrowed(g: &G) {
     if park::unpark(&g.park) {
+        // SAFETY: this caller won the wake-up.
+        let g = unsafe { g.take_parked() };
         g.cas_status(status::WAITING, status::RUNNABLE);
         get()
             .expect("a parked goroutine implies a running scheduler")
