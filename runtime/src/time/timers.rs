@@ -65,6 +65,11 @@ impl Entry {
     /// Disarms the entry; `true` if it had not fired (or started firing) yet. If it is firing
     /// now, waits for that to finish, so nothing it does happens after this returns.
     pub(crate) fn cancel(&self) -> bool {
+        // The common case, a sleep woken by its own timer: nothing to undo, no shared counter
+        // to touch. (`FIRED` is final.)
+        if self.state.load(Ordering::Acquire) == FIRED {
+            return false;
+        }
         // Counted before the swap, so the count never falls below the cancelled entries still
         // in the heaps (the timer thread takes them off when they surface).
         let timers = TIMERS.get();
