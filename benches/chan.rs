@@ -35,6 +35,14 @@ const MPMC: &str = "8 x 8 MPMC bounded(1024), per message";
 const SLEEP_WALL: &str = "sleep(1 ms) x 100,000 goroutines, wall time per batch";
 const SLEEP_CPU: &str = "sleep(1 ms) x 100,000 goroutines, CPU time per timer";
 
+/// The main side of a ping-pong: sends each round trip's value and waits for its echo.
+fn ping(send: impl Fn(u64), recv: impl Fn() -> u64) {
+    for i in 0..ROUND_TRIPS {
+        send(i);
+        black_box(recv());
+    }
+}
+
 fn ping_pong(c: &mut Criterion) {
     let mut group = c.benchmark_group(PING_PONG);
     group.throughput(Throughput::Elements(ROUND_TRIPS));
@@ -48,10 +56,7 @@ fn ping_pong(c: &mut Criterion) {
                         pong_tx.send(value).unwrap();
                     }
                 });
-                for i in 0..ROUND_TRIPS {
-                    ping_tx.send(i).unwrap();
-                    black_box(pong_rx.recv().unwrap());
-                }
+                ping(|i| ping_tx.send(i).unwrap(), || pong_rx.recv().unwrap());
                 drop(ping_tx);
                 echo.join().unwrap();
             })
@@ -86,10 +91,7 @@ fn ping_pong(c: &mut Criterion) {
                     pong_tx.send(value).unwrap();
                 }
             });
-            for i in 0..ROUND_TRIPS {
-                ping_tx.send(i).unwrap();
-                black_box(pong_rx.recv().unwrap());
-            }
+            ping(|i| ping_tx.send(i).unwrap(), || pong_rx.recv().unwrap());
             drop(ping_tx);
             echo.join().unwrap();
         })
@@ -278,10 +280,7 @@ fn may(c: &mut Criterion) {
                         pong_tx.send(value).unwrap();
                     }
                 });
-                for i in 0..ROUND_TRIPS {
-                    ping_tx.send(i).unwrap();
-                    black_box(pong_rx.recv().unwrap());
-                }
+                ping(|i| ping_tx.send(i).unwrap(), || pong_rx.recv().unwrap());
                 drop(ping_tx);
                 echo.join().unwrap();
             })

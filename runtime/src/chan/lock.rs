@@ -14,8 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Spins before each yield to the OS.
 const SPINS: u32 = 64;
 
-pub(crate) struct SpinLock<T> {
+/// The lock word alone, for code that locks channels of different value types (a select).
+pub(crate) struct RawSpinLock {
     locked: AtomicBool,
+}
+
+pub(crate) struct SpinLock<T> {
+    raw: RawSpinLock,
     value: UnsafeCell<T>,
 }
 
@@ -28,13 +33,39 @@ unsafe impl<T: Send> Send for SpinLock<T> {}
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> SpinLock<T> {
         SpinLock {
-            locked: AtomicBool::new(false),
+            raw: RawSpinLock {
+                locked: AtomicBool::new(false),
+            },
             value: UnsafeCell::new(value),
         }
     }
 
+    /// The lock word.
+    pub(crate) fn raw(&self) -> &RawSpinLock {
+        &self.raw
+    }
+
+    /// The protected value, for the holder of a raw lock.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock, and no other reference to the value is live.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn data(&self) -> &mut T {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.value.get() }
+    }
+
+    /// Locks, and unlocks when the guard is dropped.
+    pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
+        self.raw.lock();
+        SpinGuard { lock: self }
+    }
+}
+
+impl RawSpinLock {
     /// Locks, waiting as long as it takes.
-    pub(crate) fn lock_raw(&self) {
+    pub(crate) fn lock(&self) {
         loop {
             if !self.locked.swap(true, Ordering::Acquire) {
                 return;
@@ -56,27 +87,9 @@ impl<T> SpinLock<T> {
     ///
     /// # Safety
     ///
-    /// The caller holds the lock, through [`SpinLock::lock_raw`], and no reference from
-    /// [`SpinLock::data`] outlives this call.
-    pub(crate) unsafe fn unlock_raw(&self) {
+    /// The caller holds the lock, and no reference from [`SpinLock::data`] outlives this call.
+    pub(crate) unsafe fn unlock(&self) {
         self.locked.store(false, Ordering::Release);
-    }
-
-    /// The protected value, for the holder of a raw lock.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the lock, and no other reference to the value is live.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn data(&self) -> &mut T {
-        // SAFETY: exclusive by the caller's contract.
-        unsafe { &mut *self.value.get() }
-    }
-
-    /// Locks, and unlocks when the guard is dropped.
-    pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
-        self.lock_raw();
-        SpinGuard { lock: self }
     }
 }
 
@@ -103,6 +116,6 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: the guard holds the lock, and its references end with it.
-        unsafe { self.lock.unlock_raw() };
+        unsafe { self.lock.raw.unlock() };
     }
 }

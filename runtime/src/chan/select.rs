@@ -16,7 +16,7 @@ use std::time::Instant;
 use super::channel::Completion;
 use super::channel::{Blocked, Channel, Entry, State};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
-use super::lock::SpinLock;
+use super::lock::{RawSpinLock, SpinLock};
 use super::operation::Outcome;
 use super::{Receiver, Sender};
 use crate::sched::WaitReason;
@@ -36,19 +36,28 @@ pub enum Wait {
 ///
 /// # Safety
 ///
-/// `channel_addr` identifies the arm's channel; the `_locked` methods are called only while the
-/// caller holds its lock, through `lock`/`unlock`.
+/// `channel_lock` is the lock of the arm's channel; the `_locked` methods are called only while
+/// the caller holds it, through `lock`/`unlock`.
 pub(crate) unsafe trait Arm {
+    /// The lock of the arm's channel.
+    fn channel_lock(&self) -> &RawSpinLock;
     /// The channel's address: locks are taken in this order, once per channel.
-    fn channel_addr(&self) -> usize;
+    fn channel_addr(&self) -> usize {
+        std::ptr::from_ref(self.channel_lock()) as usize
+    }
     /// Locks the channel.
-    fn lock(&self);
+    fn lock(&self) {
+        self.channel_lock().lock();
+    }
     /// Unlocks the channel.
     ///
     /// # Safety
     ///
     /// The caller locked it with [`Arm::lock`].
-    unsafe fn unlock(&self);
+    unsafe fn unlock(&self) {
+        // SAFETY: locked by the caller through `lock`.
+        unsafe { self.channel_lock().unlock() };
+    }
     /// Completes the arm if that needs no waiting; answers `Some(what to finish after
     /// unlocking)` if it did.
     ///
@@ -101,20 +110,11 @@ impl<'a, T> RecvArm<'a, T> {
     }
 }
 
-// SAFETY: `channel_addr` is the channel's address, and the `_locked` methods touch its state only
-// while its lock is held.
+// SAFETY: `channel_lock` is the channel's lock, and the `_locked` methods touch its state only
+// while it is held.
 unsafe impl<T> Arm for RecvArm<'_, T> {
-    fn channel_addr(&self) -> usize {
-        std::ptr::from_ref(self.channel) as usize
-    }
-
-    fn lock(&self) {
-        self.channel.raw().lock_raw();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: locked by the caller through `lock`.
-        unsafe { self.channel.raw().unlock_raw() };
+    fn channel_lock(&self) -> &RawSpinLock {
+        self.channel.raw().raw()
     }
 
     unsafe fn try_locked(&mut self) -> Option<Option<Completion>> {
@@ -187,17 +187,8 @@ impl<'a, T> SendArm<'a, T> {
 
 // SAFETY: as for `RecvArm`.
 unsafe impl<T> Arm for SendArm<'_, T> {
-    fn channel_addr(&self) -> usize {
-        std::ptr::from_ref(self.channel) as usize
-    }
-
-    fn lock(&self) {
-        self.channel.raw().lock_raw();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: locked by the caller through `lock`.
-        unsafe { self.channel.raw().unlock_raw() };
+    fn channel_lock(&self) -> &RawSpinLock {
+        self.channel.raw().raw()
     }
 
     unsafe fn try_locked(&mut self) -> Option<Option<Completion>> {
