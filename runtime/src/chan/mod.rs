@@ -561,9 +561,6 @@ pub mod __private {
 
     /// The deadline of a `default(timeout)` arm.
     pub fn deadline(timeout: std::time::Duration) -> Wait {
-        match std::time::Instant::now().checked_add(timeout) {
-            Some(deadline) => Wait::Until(deadline),
-            None => Wait::Block,
-        }
+        super::deadline_after(timeout).map_or(Wait::Block, Wait::Until)
     }
 }

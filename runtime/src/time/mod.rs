@@ -67,15 +67,8 @@ pub fn sleep(duration: Duration) {
 /// assert!(Instant::now() >= deadline);
 /// ```
 pub fn sleep_until(deadline: Instant) {
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return;
-        }
-        match Waiter::current() {
-            Waiter::Goroutine(_) => park_until(WaitReason::Sleep, deadline),
-            Waiter::Thread(_) => std::thread::sleep(deadline - now),
-        }
+    while Instant::now() < deadline {
+        park_until(WaitReason::Sleep, deadline);
     }
 }
 
@@ -92,11 +85,7 @@ pub fn sleep_until(deadline: Instant) {
 /// ```
 pub fn after(duration: Duration) -> Receiver<Instant> {
     let (tx, rx) = chan::bounded(1);
-    let entry = Entry::new(Action::Fire(Box::new(move |now| {
-        let _ = tx.try_send(now);
-        None
-    })));
-    timers::add(Instant::now() + duration, entry);
+    arm_once(tx, duration);
     rx
 }
 
@@ -164,9 +153,7 @@ fn arm_ticker(tx: Sender<Instant>, period: Duration) -> Arc<Entry> {
 /// assert!(timer.stop()); // stopped before it fired
 /// ```
 pub struct Timer {
-    tx: Sender<Instant>,
-    rx: Receiver<Instant>,
-    armed: Mutex<Arc<Entry>>,
+    armed: Armed,
 }
 
 impl Timer {
@@ -179,9 +166,9 @@ impl Timer {
     /// assert!(timer.receiver().recv().is_ok());
     /// ```
     pub fn new(duration: Duration) -> Timer {
-        let (tx, rx) = chan::bounded(1);
-        let armed = Mutex::new(arm_once(tx.clone(), duration));
-        Timer { tx, rx, armed }
+        Timer {
+            armed: Armed::new(|tx| arm_once(tx, duration)),
+        }
     }
 
     /// The channel the firing time arrives on (Go's `timer.C`).
@@ -194,7 +181,7 @@ impl Timer {
     /// # let _ = fired_at;
     /// ```
     pub fn receiver(&self) -> &Receiver<Instant> {
-        &self.rx
+        &self.armed.rx
     }
 
     /// Stops the timer; `true` if it had not fired yet. Its channel is emptied either way.
@@ -207,9 +194,7 @@ impl Timer {
     /// assert!(!timer.stop());
     /// ```
     pub fn stop(&self) -> bool {
-        let stopped = self.armed.lock().cancel();
-        while self.rx.try_recv().is_ok() {}
-        stopped
+        self.armed.stop()
     }
 
     /// Re-arms the timer to fire after `duration`; `true` if it had not fired yet. A time sent
@@ -225,17 +210,7 @@ impl Timer {
     /// timer.receiver().recv().unwrap();
     /// ```
     pub fn reset(&self, duration: Duration) -> bool {
-        let mut armed = self.armed.lock();
-        let was_pending = armed.cancel();
-        while self.rx.try_recv().is_ok() {}
-        *armed = arm_once(self.tx.clone(), duration);
-        was_pending
-    }
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        self.armed.get_mut().cancel();
+        self.armed.rearm(|tx| arm_once(tx, duration))
     }
 }
 
@@ -264,9 +239,7 @@ fn arm_once(tx: Sender<Instant>, duration: Duration) -> Arc<Entry> {
 /// ticker.stop();
 /// ```
 pub struct Ticker {
-    tx: Sender<Instant>,
-    rx: Receiver<Instant>,
-    armed: Mutex<Arc<Entry>>,
+    armed: Armed,
 }
 
 impl Ticker {
@@ -283,9 +256,9 @@ impl Ticker {
     /// ticker.receiver().recv().unwrap();
     /// ```
     pub fn new(period: Duration) -> Ticker {
-        let (tx, rx) = chan::bounded(1);
-        let armed = Mutex::new(arm_ticker(tx.clone(), period));
-        Ticker { tx, rx, armed }
+        Ticker {
+            armed: Armed::new(|tx| arm_ticker(tx, period)),
+        }
     }
 
     /// The channel the ticks arrive on (Go's `ticker.C`).
@@ -298,7 +271,7 @@ impl Ticker {
     /// # let _ = at;
     /// ```
     pub fn receiver(&self) -> &Receiver<Instant> {
-        &self.rx
+        &self.armed.rx
     }
 
     /// Stops the ticker; no tick is received after it.
@@ -311,8 +284,7 @@ impl Ticker {
     /// assert!(ticker.receiver().try_recv().is_err());
     /// ```
     pub fn stop(&self) {
-        self.armed.lock().cancel();
-        while self.rx.try_recv().is_ok() {}
+        self.armed.stop();
     }
 
     /// Restarts the ticker with a new `period`, counted from now.
@@ -331,15 +303,45 @@ impl Ticker {
     /// ticker.receiver().recv().unwrap();
     /// ```
     pub fn reset(&self, period: Duration) {
-        let mut armed = self.armed.lock();
-        armed.cancel();
-        while self.rx.try_recv().is_ok() {}
-        *armed = arm_ticker(self.tx.clone(), period);
+        self.armed.rearm(|tx| arm_ticker(tx, period));
     }
 }
 
-impl Drop for Ticker {
+/// What [`Timer`] and [`Ticker`] share: their channel, and the timer entry armed to send on it.
+struct Armed {
+    tx: Sender<Instant>,
+    rx: Receiver<Instant>,
+    entry: Mutex<Arc<Entry>>,
+}
+
+impl Armed {
+    /// A channel with room for one time, and the entry `arm` arms to send on it.
+    fn new(arm: impl FnOnce(Sender<Instant>) -> Arc<Entry>) -> Armed {
+        let (tx, rx) = chan::bounded(1);
+        let entry = Mutex::new(arm(tx.clone()));
+        Armed { tx, rx, entry }
+    }
+
+    /// Disarms the entry and empties the channel; `true` if the entry had not fired.
+    fn stop(&self) -> bool {
+        let stopped = self.entry.lock().cancel();
+        while self.rx.try_recv().is_ok() {}
+        stopped
+    }
+
+    /// Disarms the entry, empties the channel and arms a new entry with `arm`; `true` if the old
+    /// entry had not fired.
+    fn rearm(&self, arm: impl FnOnce(Sender<Instant>) -> Arc<Entry>) -> bool {
+        let mut entry = self.entry.lock();
+        let was_pending = entry.cancel();
+        while self.rx.try_recv().is_ok() {}
+        *entry = arm(self.tx.clone());
+        was_pending
+    }
+}
+
+impl Drop for Armed {
     fn drop(&mut self) {
-        self.armed.get_mut().cancel();
+        self.entry.get_mut().cancel();
     }
 }
