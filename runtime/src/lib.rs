@@ -42,6 +42,7 @@ pub mod chan;
 #[cfg(loom)]
 #[path = "chan/operation.rs"]
 mod chan_operation;
+mod fence;
 pub mod heap;
 #[cfg(not(loom))]
 mod local;

@@ -70,7 +70,7 @@ fn main() {
         // closure is dropped and `join` reports why.
         "no-address-space-for-a-stack" => {
             let report = gort::run(|| {
-                limit_address_space_to_current_plus(64 << 20);
+                limit_address_space_to_current_plus(256 << 20);
                 let dropped = Arc::new(AtomicBool::new(false));
                 let guard = DropFlag(Arc::clone(&dropped));
                 let handle = gort::Builder::new()

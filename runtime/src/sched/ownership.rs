@@ -3,9 +3,9 @@
 //! An M switches goroutines millions of times a second and, on each switch, lends its P to user
 //! code (sysmon may retake it from then on) and takes it back. sysmon retakes a P about once per
 //! 10 ms at most. The protocol puts the cost on sysmon's side (an asymmetric Dekker handshake):
-//! taking the P back is a store, a compiler fence and a load, while sysmon pays a
-//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every thread of the process pass
-//! through a full memory barrier. Where the kernel lacks it, both sides use full fences.
+//! taking the P back is a store, a light fence and a load, while sysmon pays the heavy fence (see
+//! `crate::fence`: a compiler fence against a membarrier, or full fences on both sides where the
+//! kernel lacks membarrier).
 //!
 //! Two words:
 //! - the P's [`Ownership`] word, `epoch << 8 | state` (`HELD`, `RETAKING`, `IDLE`): every new
@@ -27,6 +27,7 @@
 //! - only an M writes its own flag, so a stale write cannot hide another M's state;
 //! - `RETAKING` is set and cleared only by sysmon, and lasts only for its handshake.
 
+use crate::fence;
 use crate::shim::atomic::{AtomicU64, Ordering};
 
 const HELD: u64 = 0;
@@ -82,7 +83,7 @@ impl Ownership {
     /// P, `false` if sysmon retook it.
     pub(crate) fn take_back(&self, user: &UserFlag, lease: Lease) -> bool {
         user.0.store(lease.tag, Ordering::Relaxed);
-        light_fence();
+        fence::light();
         loop {
             let word = self.word.load(Ordering::Acquire);
             if word == lease.epoch << 8 | HELD {
@@ -116,7 +117,7 @@ impl Ownership {
         {
             return None;
         }
-        heavy_fence();
+        fence::heavy();
         // Broken on purpose: deciding on a look taken before the handshake.
         #[cfg(all(loom, gort_loom_blind_retake))]
         let seen = seen_before;
@@ -180,76 +181,18 @@ impl UserFlag {
     }
 }
 
-#[cfg(not(loom))]
-mod fences {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{Ordering, compiler_fence, fence};
-
-    const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
-    const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
-    const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
-
-    static ASYMMETRIC: OnceLock<bool> = OnceLock::new();
-
-    fn membarrier(command: libc::c_long) -> libc::c_long {
-        // SAFETY: membarrier takes two integer arguments and touches no user memory.
-        unsafe { libc::syscall(libc::SYS_membarrier, command, 0 as libc::c_long, 0) }
-    }
-
-    /// Whether the kernel runs expedited private membarriers for this process (registered on
-    /// first use; Linux 4.14 and later).
-    pub(super) fn asymmetric() -> bool {
-        *ASYMMETRIC.get_or_init(|| {
-            let supported = membarrier(MEMBARRIER_CMD_QUERY);
-            supported >= 0
-                && supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED != 0
-                && membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
-        })
-    }
-
-    #[inline]
-    pub(super) fn light_fence() {
-        if ASYMMETRIC.get() == Some(&true) {
-            compiler_fence(Ordering::SeqCst);
-        } else {
-            fence(Ordering::SeqCst);
-        }
-    }
-
-    pub(super) fn heavy_fence() {
-        if !asymmetric() || membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 {
-            fence(Ordering::SeqCst);
-        }
-    }
-}
-
 /// Registers the process for asymmetric fences; called once when the scheduler starts, before
 /// any M runs, so that every M sees the same choice.
 #[cfg(not(loom))]
 pub(crate) fn init() {
-    let asymmetric = fences::asymmetric();
     log::debug!(
         "gort: processor retakes use {}",
-        if asymmetric {
+        if crate::fence::asymmetric() {
             "membarrier (asymmetric fences)"
         } else {
             "full fences (no membarrier)"
         }
     );
-}
-
-#[cfg(not(loom))]
-use fences::{heavy_fence, light_fence};
-
-// loom has no membarrier: a full fence on both sides is what membarrier guarantees.
-#[cfg(loom)]
-fn light_fence() {
-    crate::shim::atomic::fence(Ordering::SeqCst);
-}
-
-#[cfg(loom)]
-fn heavy_fence() {
-    crate::shim::atomic::fence(Ordering::SeqCst);
 }
 
 #[cfg(all(test, loom))]

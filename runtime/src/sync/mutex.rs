@@ -5,9 +5,9 @@
 //! `sema` that contended lockers park on.
 //!
 //! Invariants:
-//! - an uncontended lock is one acquire compare-exchange of the state word, an unlock one
-//!   release decrement; only a state with waiters or mode bits left after the decrement takes
-//!   the slow path;
+//! - an uncontended lock is one acquire compare-exchange of the lock word, an unlock a release
+//!   store and a look at the waiters word, with only a compiler fence between (the locker that
+//!   registers to park pays a membarrier instead; see `mutex_protocol`);
 //! - a locker that cannot get the lock parks its goroutine (or, on a plain thread, the thread):
 //!   never its OS thread while in a goroutine;
 //! - no waiter starves: one that waited over 1 ms turns on handoff mode (see `mutex_protocol`).
@@ -15,11 +15,11 @@
 use std::time::{Duration, Instant};
 
 use crate::sched::WaitReason;
-use crate::shim::atomic::AtomicU32;
-use crate::sync::mutex_protocol::{self as protocol, WaitQueue};
+use crate::sync::mutex_protocol::{State, WaitQueue};
 use crate::sync::sema::Sema;
 
-/// The raw lock under [`Mutex`]: a state word and a wake-up semaphore, 8 bytes in all.
+/// The raw lock under [`Mutex`]: a lock word, a waiters word and a wake-up semaphore, 12 bytes
+/// in all.
 ///
 /// Its guards are `Send` ([`lock_api::GuardSend`]): the lock records no owner thread, so an
 /// unlock from another OS thread than the lock is sound. That is required here, because a
@@ -39,7 +39,7 @@ use crate::sync::sema::Sema;
 /// ```
 #[derive(Debug)]
 pub struct RawMutex {
-    state: AtomicU32,
+    state: State,
     sema: Sema,
 }
 
@@ -94,13 +94,10 @@ impl RawMutex {
     /// Locks, parking with `reason` while contended.
     #[inline]
     pub(crate) fn lock_as(&self, reason: WaitReason) {
-        if !protocol::try_lock_fast(&self.state) {
-            let queue = SemaQueue {
-                sema: &self.sema,
-                reason,
-            };
-            protocol::lock_slow(&self.state, &queue);
-        }
+        self.state.lock(&SemaQueue {
+            sema: &self.sema,
+            reason,
+        });
     }
 }
 
@@ -109,7 +106,7 @@ impl RawMutex {
 // the critical sections; unlock from any thread is fine, as the state records no owner.
 unsafe impl lock_api::RawMutex for RawMutex {
     const INIT: RawMutex = RawMutex {
-        state: AtomicU32::new(0),
+        state: State::new(),
         sema: Sema::new(0),
     };
 
@@ -122,23 +119,20 @@ unsafe impl lock_api::RawMutex for RawMutex {
 
     #[inline]
     fn try_lock(&self) -> bool {
-        protocol::try_lock(&self.state)
+        self.state.try_lock()
     }
 
     #[inline]
     unsafe fn unlock(&self) {
-        if let Some(new) = protocol::unlock_fast(&self.state) {
-            let queue = SemaQueue {
-                sema: &self.sema,
-                reason: WaitReason::MutexLock,
-            };
-            protocol::unlock_slow(&self.state, new, &queue);
-        }
+        self.state.unlock(&SemaQueue {
+            sema: &self.sema,
+            reason: WaitReason::MutexLock,
+        });
     }
 
     #[inline]
     fn is_locked(&self) -> bool {
-        self.state.load(std::sync::atomic::Ordering::Relaxed) & protocol::LOCKED != 0
+        self.state.is_locked()
     }
 }
 
@@ -229,11 +223,9 @@ mod tests {
                 }
             });
             // Wait until the waiter is parked on the mutex.
-            // SAFETY: the raw lock is only read (its state word), never locked or unlocked.
+            // SAFETY: the raw lock is only read (its waiters word), never locked or unlocked.
             let raw = unsafe { mutex.raw() };
-            while raw.state.load(std::sync::atomic::Ordering::Relaxed)
-                < crate::sync::mutex_protocol::WAITER
-            {
+            while raw.state.waiting() == 0 {
                 std::thread::yield_now();
             }
             drop(guard);
