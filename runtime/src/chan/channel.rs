@@ -32,10 +32,22 @@ pub(crate) struct Blocked {
 }
 
 impl Blocked {
-    /// A blocked operation of the calling goroutine (or thread).
+    /// A blocked operation of the calling goroutine (or thread), on one or several arms.
     pub(crate) fn new() -> Blocked {
+        Blocked::with(Operation::new())
+    }
+
+    /// A blocked send or receive, on one arm; exclusive (see `operation`) without a deadline.
+    fn single(deadline: Option<Instant>) -> Blocked {
+        Blocked::with(match deadline {
+            None => Operation::exclusive(),
+            Some(_) => Operation::new(),
+        })
+    }
+
+    fn with(operation: Operation) -> Blocked {
         Blocked {
-            operation: Operation::new(),
+            operation,
             blocker: Blocker::current(),
         }
     }
@@ -273,7 +285,7 @@ impl<T> Channel<T> {
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(SendTimeoutError::Timeout(value));
         }
-        let blocked = Blocked::new();
+        let blocked = Blocked::single(deadline);
         let slot = UnsafeCell::new(Some(value));
         self.register_sender(&mut state, Entry::new(&blocked, 0, &slot));
         drop(state);
@@ -311,7 +323,7 @@ impl<T> Channel<T> {
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Ok(None);
         }
-        let blocked = Blocked::new();
+        let blocked = Blocked::single(deadline);
         let slot = UnsafeCell::new(None);
         self.register_receiver(&mut state, Entry::new(&blocked, 0, &slot));
         drop(state);

@@ -8,6 +8,7 @@
 //! | `DONE(arm)`      | the value moved: the operation completed on `arm`                  |
 //! | `CLOSED(arm)`    | `arm`'s channel was disconnected: no value moved                   |
 //! | `CANCELLED`      | the owner gave up (deadline passed)                                |
+//! | `EXCLUSIVE`      | waiting, and only one counterpart can ever reach it (see below)    |
 //!
 //! Invariants:
 //! - only the owner leaves `WAITING` for `CANCELLED`, and only a counterpart for `CLAIMED`; the
@@ -20,8 +21,14 @@
 //! - the counterpart wakes the owner before it publishes completion, and the owner does not
 //!   leave a claimed operation before completion: so the owner's frame, and the owner itself,
 //!   outlive the wake-up, which needs no reference of its own;
-//! - the owner decides from one look at the word whether to park: it parks only on `WAITING`,
-//!   so any wake-up comes after the look (a counterpart wakes only after it claimed).
+//! - the owner decides from one look at the word whether to park: it parks only on `WAITING`
+//!   (or `EXCLUSIVE`), so any wake-up comes after the look (a counterpart wakes only after it
+//!   claimed);
+//! - an `EXCLUSIVE` operation has one arm and no deadline: its owner never cancels it, and its
+//!   one queue entry is taken by exactly one counterpart (under its channel's lock), so that
+//!   counterpart claims it with a plain store instead of a compare-exchange. The store still
+//!   comes before the wake-up, whose read-modify-writes order it before the owner's next look:
+//!   an owner woken early never parks again on a claimed operation.
 
 use crate::shim::atomic::{AtomicUsize, Ordering};
 
@@ -30,6 +37,7 @@ const CANCELLED: usize = 1;
 const CLAIMED: usize = 2;
 const DONE: usize = 3;
 const CLOSED: usize = 4;
+const EXCLUSIVE: usize = 5;
 const PHASE_BITS: u32 = 3;
 const PHASE_MASK: usize = (1 << PHASE_BITS) - 1;
 
@@ -68,6 +76,13 @@ impl Operation {
         }
     }
 
+    /// An operation with one arm that its owner never cancels (see the module docs).
+    pub(crate) fn exclusive() -> Operation {
+        Operation {
+            state: AtomicUsize::new(EXCLUSIVE),
+        }
+    }
+
     /// Counterpart: wins the operation for `arm`. On `true` the caller moves the value, then
     /// calls [`Operation::complete`].
     pub(crate) fn claim(&self, arm: usize) -> bool {
@@ -82,14 +97,20 @@ impl Operation {
             true
         }
         #[cfg(not(all(loom, gort_loom_blind_claim)))]
-        self.state
-            .compare_exchange(
-                WAITING,
-                arm << PHASE_BITS | CLAIMED,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+        {
+            // The one counterpart that can reach an exclusive operation wins it unopposed: a
+            // plain store, which the owner still sees once woken (so it does not park again).
+            let claimed = arm << PHASE_BITS | CLAIMED;
+            if self.state.load(Ordering::Relaxed) == EXCLUSIVE {
+                // Broken on purpose: winning without a write leaves the owner nothing to see.
+                #[cfg(not(all(loom, gort_loom_silent_claim)))]
+                self.state.store(claimed, Ordering::Relaxed);
+                return true;
+            }
+            self.state
+                .compare_exchange(WAITING, claimed, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        }
     }
 
     /// Counterpart, after a successful claim on `arm`: publishes that the value moved (`moved`)
@@ -154,6 +175,11 @@ impl Operation {
     /// Owner: gives up; `false` if a counterpart claimed the operation first (then it completes
     /// soon, and the owner waits for that).
     pub(crate) fn cancel(&self) -> bool {
+        debug_assert_ne!(
+            self.state.load(Ordering::Relaxed),
+            EXCLUSIVE,
+            "gort: an exclusive channel operation was cancelled"
+        );
         self.state
             .compare_exchange(WAITING, CANCELLED, Ordering::Acquire, Ordering::Acquire)
             .is_ok()
@@ -171,9 +197,11 @@ mod loom_model {
     //! in between is overwritten: the sender thinks it delivered, the receiver thinks it timed
     //! out, and the value is lost.
     //!
-    //! A second model: the receiver parks, and the sender wakes it before publishing completion.
-    //! Broken variant: `--cfg gort_loom_two_looks` makes the receiver decide whether to park from
-    //! two looks at the word, so it can park after its wake-up came.
+    //! A second model: the receiver parks, and the sender wakes it before publishing completion;
+    //! it runs for a select-style operation and for an exclusive one. Broken variants:
+    //! `--cfg gort_loom_two_looks` makes the receiver decide whether to park from two looks at
+    //! the word, so it can park after its wake-up came; `--cfg gort_loom_silent_claim` claims an
+    //! exclusive operation without writing, so a receiver woken before completion parks again.
 
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
@@ -232,13 +260,13 @@ mod loom_model {
     /// A receiver parks with no deadline; a sender claims it, moves the value, wakes it, and
     /// only then publishes completion. The receiver must end with the value, never parked for
     /// good (loom reports a deadlock).
-    fn wake_before_completion() {
+    fn wake_before_completion(operation: fn() -> Operation) {
         let mut builder = loom::model::Builder::new();
         builder.preemption_bound = Some(3);
         builder.max_branches = 10_000;
-        builder.check(|| {
+        builder.check(move || {
             let shared = Arc::new(Shared {
-                operation: Operation::new(),
+                operation: operation(),
                 slot: UnsafeCell::new(None),
             });
             // The receiver's park token, with `std::thread::park` semantics: a wake-up before
@@ -286,13 +314,29 @@ mod loom_model {
     #[cfg(not(gort_loom_two_looks))]
     #[test]
     fn loom_a_wake_before_completion_is_never_lost() {
-        wake_before_completion();
+        wake_before_completion(Operation::new);
+    }
+
+    #[cfg(not(any(gort_loom_two_looks, gort_loom_silent_claim)))]
+    #[test]
+    fn loom_a_wake_before_completion_of_an_exclusive_operation_is_never_lost() {
+        wake_before_completion(Operation::exclusive);
+    }
+
+    #[cfg(gort_loom_silent_claim)]
+    #[test]
+    fn loom_catches_an_exclusive_claim_that_writes_nothing() {
+        let caught = std::panic::catch_unwind(|| wake_before_completion(Operation::exclusive));
+        assert!(
+            caught.is_err(),
+            "the model must find the owner parked for good"
+        );
     }
 
     #[cfg(gort_loom_two_looks)]
     #[test]
     fn loom_catches_a_wait_that_looks_twice() {
-        let caught = std::panic::catch_unwind(wake_before_completion);
+        let caught = std::panic::catch_unwind(|| wake_before_completion(Operation::new));
         assert!(
             caught.is_err(),
             "the model must find the owner parked for good"

@@ -19,10 +19,13 @@
 //!   stays parked;
 //! - the coroutine and the yielder pointer are touched only by the one M that moved the status
 //!   to `RUNNING` (resuming it) or by the goroutine itself while it runs (suspending);
-//! - status changes go through [`G::cas_status`], which waits while the `SCAN` bit is held, so
-//!   a collector holding the bit never sees a goroutine start running; only the M running a
-//!   goroutine moves it out of `RUNNING` ([`G::leave_running`]), as a scan never marks a
-//!   running goroutine;
+//! - a goroutine starts running through [`G::start_running`], which waits while the `SCAN` bit
+//!   is held, so a collector holding the bit never sees a goroutine start running; only the M
+//!   running a goroutine moves it out of `RUNNING` ([`G::leave_running`]), as a scan never
+//!   marks a running goroutine;
+//! - a parked goroutine's status stays `WAITING` when it is woken, until it runs again: its park
+//!   word, not its status, tells a parked goroutine from a woken one, so a wake-up costs no
+//!   write to the status word (both states are scannable, and nothing runs in between);
 //! - a goroutine's stack never moves: the yielder, which lives on it, stays valid for the
 //!   coroutine's whole life.
 
@@ -58,9 +61,13 @@ pub(crate) type GoroutineCoroutine = Coroutine<(), Switch, (), Stack>;
 pub(crate) mod status {
     /// Not spawned yet, or free for reuse.
     pub(crate) const IDLE: u32 = 0;
+    /// Spawned or yielded, queued to run.
     pub(crate) const RUNNABLE: u32 = 1;
+    /// Running on an M.
     pub(crate) const RUNNING: u32 = 2;
+    /// Parked, or woken and queued but not running yet (the park word tells which).
     pub(crate) const WAITING: u32 = 3;
+    /// Finished.
     pub(crate) const DEAD: u32 = 4;
     /// Held by the collector while it scans the goroutine's stack.
     pub(crate) const SCAN: u32 = 0x1000;
@@ -294,15 +301,20 @@ impl G {
         self.status.store(to, Ordering::Release);
     }
 
-    /// Moves the status from `from` to `to`, waiting while a scan holds the `SCAN` bit.
-    pub(crate) fn cas_status(&self, from: u32, to: u32) {
-        while let Err(actual) =
-            self.status
-                .compare_exchange_weak(from, to, Ordering::AcqRel, Ordering::Acquire)
-        {
+    /// Moves the status of a queued goroutine (`RUNNABLE`, or `WAITING` if it was woken from a
+    /// park) to `RUNNING`, waiting while a scan holds the `SCAN` bit.
+    pub(crate) fn start_running(&self) {
+        let mut from = self.status.load(Ordering::Relaxed) & !status::SCAN;
+        while let Err(actual) = self.status.compare_exchange_weak(
+            from,
+            status::RUNNING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            from = actual & !status::SCAN;
             assert!(
-                actual & !status::SCAN == from,
-                "goroutine {}: status {actual:#x}, expected {from:#x}",
+                from == status::RUNNABLE || from == status::WAITING,
+                "goroutine {}: status {actual:#x}, expected a queued goroutine",
                 self.id()
             );
             std::hint::spin_loop();

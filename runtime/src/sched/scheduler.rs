@@ -750,7 +750,7 @@ impl Scheduler {
         this.hot
             .tick
             .store(this.hot.tick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        g.cas_status(status::RUNNABLE, status::RUNNING);
+        g.start_running();
         if !self.config.migration {
             g.lock_to(&m.m);
         }
@@ -781,7 +781,6 @@ impl Scheduler {
                 // SAFETY: the goroutine suspended to this M to park.
                 if let Some(g) = unsafe { G::commit_park(g) } {
                     // A wake-up raced the switch.
-                    g.cas_status(status::WAITING, status::RUNNABLE);
                     self.requeue(m, g);
                 }
             }
@@ -1051,7 +1050,6 @@ fn unpark_borrowed(g: &G) {
     if park::unpark(&g.park) {
         // SAFETY: this caller won the wake-up.
         let g = unsafe { g.take_parked() };
-        g.cas_status(status::WAITING, status::RUNNABLE);
         get()
             .expect("a parked goroutine implies a running scheduler")
             .ready(g, true);
