@@ -358,6 +358,93 @@ fn condvar_notify_one_wakes_one_and_notify_all_wakes_all() {
     assert_eq!(condvar.notify_all(), 0);
 }
 
+/// Timed condvar waits, from a goroutine and from a plain thread: nobody notifies, so each
+/// times out (not early) with its mutex locked again; then a waiter that timed out must not
+/// swallow a later notification meant for a waiter that still waits.
+#[test]
+fn condvar_timed_waits_time_out_without_swallowing_notifications() {
+    use std::time::{Duration, Instant};
+
+    let timeout = Duration::from_millis(5);
+    let state = Arc::new((Mutex::new(0u32), Condvar::new()));
+    let times_out = {
+        let state = Arc::clone(&state);
+        move || {
+            let (lock, condvar) = &*state;
+            let start = Instant::now();
+            let mut guard = lock.lock();
+            let result = condvar.wait_while_for(&mut guard, |value| *value == 0, timeout);
+            assert!(result.timed_out());
+            assert!(start.elapsed() >= timeout, "timed out early");
+            *guard += 0; // the guard holds the mutex again
+        }
+    };
+    gort::spawn(times_out.clone()).join().unwrap();
+    std::thread::spawn(times_out).join().unwrap();
+
+    // A waiter times out while queued ahead of another; one notification then must reach the
+    // other (a swallowed one would leave it to time out after a minute).
+    let queue = Arc::new((Mutex::new((0u32, 0u32)), Condvar::new())); // (queued, value)
+    let impatient = gort::spawn({
+        let queue = Arc::clone(&queue);
+        move || {
+            let (lock, condvar) = &*queue;
+            let mut guard = lock.lock();
+            guard.0 += 1;
+            let timed_out = condvar.wait_for(&mut guard, timeout).timed_out();
+            guard.0 -= 1;
+            timed_out
+        }
+    });
+    let queued = |count: u32| {
+        while queue.0.lock().0 != count {
+            gort::yield_now();
+        }
+    };
+    queued(1);
+    let patient = gort::spawn({
+        let queue = Arc::clone(&queue);
+        move || {
+            let (lock, condvar) = &*queue;
+            let mut guard = lock.lock();
+            guard.0 += 1;
+            let result = condvar.wait_while_for(
+                &mut guard,
+                |(_, value)| *value == 0,
+                Duration::from_secs(60),
+            );
+            (result.timed_out(), guard.1)
+        }
+    });
+    assert!(
+        impatient.join().unwrap(),
+        "nobody notified the impatient waiter"
+    );
+    queued(1); // the patient one, queued while its guard was held
+    queue.0.lock().1 = 7;
+    assert!(queue.1.notify_one(), "the patient waiter is queued");
+    assert_eq!(patient.join().unwrap(), (false, 7));
+
+    // A notification before the deadline ends the wait early.
+    let (lock, condvar) = &*state;
+    let notified = gort::spawn({
+        let state = Arc::clone(&state);
+        move || {
+            let (lock, condvar) = &*state;
+            let mut guard = lock.lock();
+            let result =
+                condvar.wait_while_for(&mut guard, |value| *value != 9, Duration::from_secs(60));
+            (result.timed_out(), *guard)
+        }
+    });
+    *lock.lock() = 9;
+    while !notified.is_finished() {
+        condvar.notify_all();
+        gort::yield_now();
+    }
+    assert_eq!(notified.join().unwrap(), (false, 9));
+}
+
 #[test]
 fn semaphore_limits_concurrency() {
     let limit = 3;

@@ -7,12 +7,16 @@
 //! - a waiter links its node while it still holds the user's mutex, and unlocks the mutex only
 //!   after that; so a notifier that changed the condition under the mutex finds the node, and
 //!   no wake-up is lost between the unlock and the park;
-//! - each notification releases (unlinks, then marks woken) a node once, in FIFO order; a
-//!   woken waiter locks the mutex again before it returns;
+//! - each notification releases (unlinks, then marks woken) a node once, in FIFO order, under
+//!   the list lock; a woken waiter locks the mutex again before it returns;
+//! - a waiter whose deadline passed settles under the list lock: a node not released yet is
+//!   still linked, and its owner unlinks it and times out; a released one was notified. So a
+//!   timed-out waiter never swallows a notification meant for another;
 //! - `wait` may return without the condition being true (another waiter may have got there
 //!   first), so callers re-check it, or use [`Condvar::wait_while`].
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use crate::sched::WaitReason;
 use crate::sync::mutex::MutexGuard;
@@ -137,6 +141,163 @@ impl Condvar {
         }
     }
 
+    /// Like [`wait`](Condvar::wait), but gives up once `timeout` has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gort::sync::{Condvar, Mutex};
+    ///
+    /// let (mutex, condvar) = (Mutex::new(()), Condvar::new());
+    /// let mut guard = mutex.lock();
+    /// // Nobody notifies: the wait times out, and the mutex is locked again.
+    /// assert!(condvar.wait_for(&mut guard, Duration::from_millis(2)).timed_out());
+    /// ```
+    pub fn wait_for<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        timeout: Duration,
+    ) -> WaitTimeoutResult {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_until(guard, deadline),
+            None => {
+                self.wait(guard);
+                WaitTimeoutResult(false)
+            }
+        }
+    }
+
+    /// Like [`wait`](Condvar::wait), but gives up once `deadline` has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    /// use gort::sync::{Condvar, Mutex};
+    ///
+    /// let state = Arc::new((Mutex::new(false), Condvar::new()));
+    /// let notifier = gort::spawn({
+    ///     let state = Arc::clone(&state);
+    ///     move || {
+    ///         *state.0.lock() = true;
+    ///         state.1.notify_one();
+    ///     }
+    /// });
+    /// let deadline = Instant::now() + Duration::from_secs(10);
+    /// let mut ready = state.0.lock();
+    /// while !*ready {
+    ///     assert!(!state.1.wait_until(&mut ready, deadline).timed_out());
+    /// }
+    /// drop(ready);
+    /// notifier.join().unwrap();
+    /// ```
+    pub fn wait_until<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        deadline: Instant,
+    ) -> WaitTimeoutResult {
+        let mut node = Node::new(0);
+        let node: *mut Node = &mut node;
+        // SAFETY: the node lives in this frame until it is released or unlinked below.
+        unsafe { self.waiters.lock().push(node, false) };
+        let timed_out = MutexGuard::unlocked(guard, || {
+            // SAFETY: the node is ours and linked until released or removed.
+            if unsafe { Node::wait_until(node, WaitReason::CondvarWait, deadline) } {
+                return false;
+            }
+            let mut waiters = self.waiters.lock();
+            // SAFETY: the node is alive; releases happen under this lock, so an unreleased node
+            // is still linked here and ours to remove.
+            unsafe {
+                if Node::is_released(node) {
+                    return false;
+                }
+                waiters.remove(node);
+            }
+            true
+        });
+        WaitTimeoutResult(timed_out)
+    }
+
+    /// Waits while `condition` holds, giving up once `timeout` has passed; the guard comes back
+    /// locked either way, and the result tells whether the wait timed out with the condition
+    /// still true.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gort::sync::{Condvar, Mutex};
+    ///
+    /// let (count, condvar) = (Mutex::new(0), Condvar::new());
+    /// let mut count = count.lock();
+    /// let result = condvar.wait_while_for(&mut count, |count| *count < 3, Duration::from_millis(2));
+    /// assert!(result.timed_out());
+    /// assert_eq!(*count, 0);
+    /// ```
+    pub fn wait_while_for<T: ?Sized, F>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        condition: F,
+        timeout: Duration,
+    ) -> WaitTimeoutResult
+    where
+        F: FnMut(&mut T) -> bool,
+    {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_while_until(guard, condition, deadline),
+            None => {
+                self.wait_while(guard, condition);
+                WaitTimeoutResult(false)
+            }
+        }
+    }
+
+    /// Waits while `condition` holds, giving up once `deadline` has passed (see
+    /// [`wait_while_for`](Condvar::wait_while_for)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, Instant};
+    /// use gort::sync::{Condvar, Mutex};
+    ///
+    /// let queue = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+    /// let producer = gort::spawn({
+    ///     let queue = Arc::clone(&queue);
+    ///     move || {
+    ///         queue.0.lock().push(1);
+    ///         queue.1.notify_all();
+    ///     }
+    /// });
+    /// let deadline = Instant::now() + Duration::from_secs(10);
+    /// let mut items = queue.0.lock();
+    /// let result = queue.1.wait_while_until(&mut items, |items| items.is_empty(), deadline);
+    /// assert!(!result.timed_out());
+    /// assert_eq!(*items, [1]);
+    /// drop(items);
+    /// producer.join().unwrap();
+    /// ```
+    pub fn wait_while_until<T: ?Sized, F>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        mut condition: F,
+        deadline: Instant,
+    ) -> WaitTimeoutResult
+    where
+        F: FnMut(&mut T) -> bool,
+    {
+        while condition(&mut *guard) {
+            if self.wait_until(guard, deadline).timed_out() {
+                return WaitTimeoutResult(condition(&mut *guard));
+            }
+        }
+        WaitTimeoutResult(false)
+    }
+
     /// Wakes the longest-waiting waiter, if any; returns whether it woke one.
     ///
     /// # Examples
@@ -168,24 +329,47 @@ impl Condvar {
     /// assert_eq!(condvar.notify_all(), 0);
     /// ```
     pub fn notify_all(&self) -> usize {
-        let mut waiters = {
-            let mut list = self.waiters.lock();
-            if list.is_empty() {
-                return 0;
-            }
-            list.take()
-        };
-        // The detached nodes are ours alone: their owners wait until we release them.
+        let mut waiters = self.waiters.lock();
         let mut woken = 0;
         loop {
             let node = waiters.pop_front();
             if node.is_null() {
                 return woken;
             }
-            // SAFETY: unlinked from our detached list; nobody else can reach it.
+            // SAFETY: unlinked just now, under the list lock.
             unsafe { Node::release(node, false) }.wake();
             woken += 1;
         }
+    }
+}
+
+/// Whether a timed [`Condvar`] wait gave up because its time ran out.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use gort::sync::{Condvar, Mutex, WaitTimeoutResult};
+///
+/// let (mutex, condvar) = (Mutex::new(()), Condvar::new());
+/// let result: WaitTimeoutResult = condvar.wait_for(&mut mutex.lock(), Duration::ZERO);
+/// assert!(result.timed_out());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// Whether the wait timed out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mutex, condvar) = (gort::sync::Mutex::new(()), gort::sync::Condvar::new());
+    /// assert!(condvar.wait_for(&mut mutex.lock(), Duration::ZERO).timed_out());
+    /// ```
+    pub fn timed_out(&self) -> bool {
+        self.0
     }
 }
 

@@ -61,7 +61,7 @@ mod waitlist;
 #[cfg(not(loom))]
 pub use self::barrier::{Barrier, BarrierWaitResult};
 #[cfg(not(loom))]
-pub use self::condvar::Condvar;
+pub use self::condvar::{Condvar, WaitTimeoutResult};
 #[cfg(not(loom))]
 pub use self::mutex::{MappedMutexGuard, Mutex, MutexGuard, RawMutex};
 #[cfg(not(loom))]

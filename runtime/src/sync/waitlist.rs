@@ -15,6 +15,7 @@
 
 use std::marker::PhantomPinned;
 use std::ptr;
+use std::time::Instant;
 
 use crate::sched::{WaitReason, Waiter, park_current};
 use crate::shim::atomic::{AtomicBool, Ordering};
@@ -63,6 +64,39 @@ impl Node {
         unsafe { (*node).ticket }
     }
 
+    /// Owner side: parks until the node is released or `deadline` passes; `true` if released.
+    /// On `false` the node may still be linked: the owner must settle that under the lock
+    /// around its list ([`Node::is_released`], [`List::remove`]) before its frame ends.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Node::wait`].
+    pub(crate) unsafe fn wait_until(
+        node: *const Node,
+        reason: WaitReason,
+        deadline: Instant,
+    ) -> bool {
+        // SAFETY: the node is alive (caller's frame); `woken` is the one field shared unlocked.
+        while !unsafe { (*node).woken.load(Ordering::Acquire) } {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            crate::time::park_until(reason, deadline);
+        }
+        true
+    }
+
+    /// Whether the node was released (its owner may read this anytime; a `false` is final
+    /// only under the lock around its list, where releases happen).
+    ///
+    /// # Safety
+    ///
+    /// `node` is alive.
+    pub(crate) unsafe fn is_released(node: *const Node) -> bool {
+        // SAFETY: alive by the contract; `woken` is atomic.
+        unsafe { (*node).woken.load(Ordering::Acquire) }
+    }
+
     /// Waker side: marks an unlinked node released (with a ticket or not) and returns the
     /// waiter to wake. The caller must wake it, and must not touch the node afterwards.
     ///
@@ -96,10 +130,6 @@ impl List {
             head: ptr::null_mut(),
             tail: ptr::null_mut(),
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.head.is_null()
     }
 
     /// Links `node` at the back (or at the front with `lifo`).
@@ -145,10 +175,14 @@ impl List {
         node
     }
 
-    /// Moves every node into a new list, leaving this one empty: the caller can then release them
-    /// one by one without holding the lock.
-    pub(crate) fn take(&mut self) -> List {
-        std::mem::replace(self, List::new())
+    /// Unlinks `node`.
+    ///
+    /// # Safety
+    ///
+    /// `node` is linked into this list.
+    pub(crate) unsafe fn remove(&mut self, node: *mut Node) {
+        // SAFETY: by the contract.
+        unsafe { self.unlink(node) };
     }
 
     /// Unlinks and returns the first node, or null.
