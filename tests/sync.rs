@@ -383,25 +383,24 @@ fn condvar_timed_waits_time_out_without_swallowing_notifications() {
     std::thread::spawn(times_out).join().unwrap();
 
     // A waiter times out while queued ahead of another; one notification then must reach the
-    // other (a swallowed one would leave it to time out after a minute).
-    let queue = Arc::new((Mutex::new((0u32, 0u32)), Condvar::new())); // (queued, value)
+    // other (a swallowed one would leave it to time out after a minute). Each waiter counts its
+    // arrival under the mutex before it waits, so a count seen under the mutex means queued.
+    let queue = Arc::new((Mutex::new((0u32, 0u32)), Condvar::new())); // (arrivals, value)
     let impatient = gort::spawn({
         let queue = Arc::clone(&queue);
         move || {
             let (lock, condvar) = &*queue;
             let mut guard = lock.lock();
             guard.0 += 1;
-            let timed_out = condvar.wait_for(&mut guard, timeout).timed_out();
-            guard.0 -= 1;
-            timed_out
+            condvar.wait_for(&mut guard, timeout).timed_out()
         }
     });
-    let queued = |count: u32| {
-        while queue.0.lock().0 != count {
+    let arrived = |count: u32| {
+        while queue.0.lock().0 < count {
             gort::yield_now();
         }
     };
-    queued(1);
+    arrived(1);
     let patient = gort::spawn({
         let queue = Arc::clone(&queue);
         move || {
@@ -420,7 +419,7 @@ fn condvar_timed_waits_time_out_without_swallowing_notifications() {
         impatient.join().unwrap(),
         "nobody notified the impatient waiter"
     );
-    queued(1); // the patient one, queued while its guard was held
+    arrived(2);
     queue.0.lock().1 = 7;
     assert!(queue.1.notify_one(), "the patient waiter is queued");
     assert_eq!(patient.join().unwrap(), (false, 7));
