@@ -92,6 +92,11 @@ impl RawSpinLock {
         }
     }
 
+    /// Unlocks.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock, and no reference from [`SpinLock::data`] outlives this call.
     pub(crate) unsafe fn unlock(&self) {
         self.locked.store(false, Ordering::Release);
     }

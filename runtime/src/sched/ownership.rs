@@ -181,8 +181,8 @@ impl UserFlag {
     }
 }
 
-/// Registers the process for asymmetric fences; called once when the scheduler starts, before
-/// any M runs, so that every M sees the same choice.
+/// Registers the process for asymmetric fences when the scheduler starts (`crate::fence` would
+/// on first use anyway), so that the choice is logged once.
 #[cfg(not(loom))]
 pub(crate) fn init() {
     log::debug!(

@@ -99,14 +99,42 @@ impl Condvar {
     }
 
     pub(crate) fn wait_as<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>, reason: WaitReason) {
+        self.park(guard, reason, None);
+    }
+
+    /// Queues the caller, unlocks the guard's mutex, parks until notified or `deadline`, and
+    /// locks the mutex again; `true` if it timed out.
+    fn park<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        reason: WaitReason,
+        deadline: Option<Instant>,
+    ) -> bool {
         let mut node = Node::new(0);
         let node: *mut Node = &mut node;
-        // SAFETY: the node lives in this frame until `wait` below returns.
+        // SAFETY: the node lives in this frame until it is released or removed below.
         unsafe { self.waiters.lock().push(node, false) };
         MutexGuard::unlocked(guard, || {
-            // SAFETY: the node is ours and linked; a notification will release it.
-            unsafe { Node::wait(node, reason) };
-        });
+            let Some(deadline) = deadline else {
+                // SAFETY: the node is ours and linked; a notification will release it.
+                unsafe { Node::wait(node, reason) };
+                return false;
+            };
+            // SAFETY: the node is ours and linked until released or removed.
+            if unsafe { Node::wait_until(node, reason, deadline) } {
+                return false;
+            }
+            let mut waiters = self.waiters.lock();
+            // SAFETY: the node is alive; releases happen under this lock, so an unreleased node
+            // is still linked here and ours to remove.
+            unsafe {
+                if Node::is_released(node) {
+                    return false;
+                }
+                waiters.remove(node);
+            }
+            true
+        })
     }
 
     /// Waits while `condition` holds, and returns the guard with it false.
@@ -198,27 +226,7 @@ impl Condvar {
         guard: &mut MutexGuard<'_, T>,
         deadline: Instant,
     ) -> WaitTimeoutResult {
-        let mut node = Node::new(0);
-        let node: *mut Node = &mut node;
-        // SAFETY: the node lives in this frame until it is released or unlinked below.
-        unsafe { self.waiters.lock().push(node, false) };
-        let timed_out = MutexGuard::unlocked(guard, || {
-            // SAFETY: the node is ours and linked until released or removed.
-            if unsafe { Node::wait_until(node, WaitReason::CondvarWait, deadline) } {
-                return false;
-            }
-            let mut waiters = self.waiters.lock();
-            // SAFETY: the node is alive; releases happen under this lock, so an unreleased node
-            // is still linked here and ours to remove.
-            unsafe {
-                if Node::is_released(node) {
-                    return false;
-                }
-                waiters.remove(node);
-            }
-            true
-        });
-        WaitTimeoutResult(timed_out)
+        WaitTimeoutResult(self.park(guard, WaitReason::CondvarWait, Some(deadline)))
     }
 
     /// Waits while `condition` holds, giving up once `timeout` has passed; the guard comes back
