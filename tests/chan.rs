@@ -150,6 +150,28 @@ fn a_rendezvous_send_waits_for_its_receiver() {
 }
 
 #[test]
+fn stray_unparks_do_not_disturb_a_blocked_receive() {
+    gort::run(|| {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let (who_tx, who_rx) = chan::bounded(1);
+        let receiver = gort::spawn(move || {
+            who_tx.send(gort::current().unwrap()).unwrap();
+            // Every value arrives exactly once, whatever unparks land meanwhile.
+            (0..100).map(|_| rx.recv().unwrap()).sum::<u32>()
+        });
+        let handle = who_rx.recv().unwrap();
+        for value in 0..100 {
+            for _ in 0..3 {
+                handle.unpark();
+                gort::yield_now();
+            }
+            tx.send(value).unwrap();
+        }
+        assert_eq!(receiver.join().unwrap(), (0..100).sum::<u32>());
+    });
+}
+
+#[test]
 fn timeouts_do_not_fire_early() {
     let (tx, rx) = chan::bounded::<u8>(0);
     for wait in [1, 5, 20] {

@@ -10,7 +10,12 @@
 //!   up) is dropped from the queue by whoever finds it; its owner's removal then finds nothing;
 //! - a value is in exactly one place at a time: the sender's slot, the buffer, or the
 //!   receiver's slot (moves happen under the lock, or on the owner's side after completion);
-//! - a claimed operation is finished (its owner woken, then told) after the lock is released.
+//! - a claimed operation is finished after the lock is released: an owner waiting on its park
+//!   word is woken, then told; an owner parked under the lock (a goroutine blocked without a
+//!   deadline, on one channel) is told, then readied;
+//! - a goroutine parked under the lock queued its entry and parked without releasing the lock;
+//!   its M releases it only after recording the park (`crate::sched::park_releasing`), so
+//!   whoever takes the entry finds the goroutine parked, and is the only one that can ready it.
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
@@ -20,35 +25,84 @@ use std::time::Instant;
 
 use super::error::{SendTimeoutError, TryRecvError, TrySendError};
 use super::lock::{SpinGuard, SpinLock};
-use super::operation::{Operation, Outcome};
-use crate::sched::{Blocker, WaitReason, park_current};
+use super::operation::{Operation, Outcome, Poll};
+use crate::sched::{Blocker, G, WaitReason, park_current, park_releasing, ready_parked};
 
 /// A blocked operation's shared part, on its owner's stack: the word that decides it, and who to
 /// wake.
 pub(crate) struct Blocked {
     pub(crate) operation: Operation,
-    /// Uncounted: the owner is blocked in this frame for as long as anyone can reach it.
-    blocker: Blocker,
+    owner: Owner,
+}
+
+/// How a blocked operation's owner waits, and so how its counterpart finishes it.
+enum Owner {
+    /// Parks (or blocks its thread) on its park word, re-checking the operation after each
+    /// wake-up: woken, then told. Uncounted: the owner is blocked in this frame for as long as
+    /// anyone can reach it.
+    Woken(Blocker),
+    /// A goroutine with an exclusive operation, parked with the channel's lock held
+    /// ([`park_releasing`]): its counterpart, the only party that can reach it, tells it, then
+    /// readies it. No wake-up can race the park, so nobody touches a park word.
+    Parked(*const G),
 }
 
 impl Blocked {
     /// A blocked operation of the calling goroutine (or thread), on one or several arms.
     pub(crate) fn new() -> Blocked {
-        Blocked::with(Operation::new())
-    }
-
-    /// A blocked send or receive, on one arm; exclusive (see `operation`) without a deadline.
-    fn single(deadline: Option<Instant>) -> Blocked {
-        Blocked::with(match deadline {
-            None => Operation::exclusive(),
-            Some(_) => Operation::new(),
-        })
-    }
-
-    fn with(operation: Operation) -> Blocked {
         Blocked {
-            operation,
-            blocker: Blocker::current(),
+            operation: Operation::new(),
+            owner: Owner::Woken(Blocker::current()),
+        }
+    }
+
+    /// A blocked send or receive, on one arm; exclusive (see `operation`) without a deadline,
+    /// and then parked under the channel's lock if the caller is a goroutine.
+    fn single(deadline: Option<Instant>) -> Blocked {
+        match (deadline, Blocker::current()) {
+            (None, Blocker::Goroutine(g)) => Blocked {
+                operation: Operation::exclusive(),
+                owner: Owner::Parked(g),
+            },
+            (None, blocker) => Blocked {
+                operation: Operation::exclusive(),
+                owner: Owner::Woken(blocker),
+            },
+            (Some(_), blocker) => Blocked {
+                operation: Operation::new(),
+                owner: Owner::Woken(blocker),
+            },
+        }
+    }
+
+    /// Blocks a [`Blocked::single`] operation whose entry `state` (its channel's guard) has just
+    /// queued, until it ends; releases the lock.
+    fn block<T>(
+        &self,
+        state: SpinGuard<'_, State<T>>,
+        deadline: Option<Instant>,
+        reason: WaitReason,
+    ) -> Outcome {
+        match self.owner {
+            Owner::Parked(g) => {
+                // SAFETY: the channel, and so its lock, outlives this goroutine's park: the
+                // goroutine's frame refers to it. The guard's references end here.
+                let release = unsafe { state.into_release() };
+                // SAFETY: `g` is the calling goroutine (`single`). Until the release, its entry
+                // is behind the lock; after, exactly one counterpart (or a disconnection) takes
+                // the entry, under the lock, and readies it once (`Completion::finish`).
+                unsafe { park_releasing(&*g, reason, release) };
+                match self.operation.poll() {
+                    Poll::Ended(outcome) => outcome,
+                    poll => {
+                        unreachable!("a goroutine parked under a channel lock resumed at {poll:?}")
+                    }
+                }
+            }
+            Owner::Woken(_) => {
+                drop(state);
+                self.wait(deadline, reason)
+            }
         }
     }
 
@@ -126,15 +180,26 @@ pub(crate) struct Completion {
 }
 
 impl Completion {
-    /// Wakes the owner, then publishes the completion. In this order the owner cannot return,
-    /// and end its frame or even finish, before the wake-up is delivered, so the wake-up needs
-    /// no reference of its own.
+    /// Tells the owner and makes sure it runs. An owner that waits on its park word is woken
+    /// first, then told: in this order it cannot return, and end its frame or even finish,
+    /// before the wake-up is delivered, so the wake-up needs no reference of its own. An owner
+    /// parked under the lock is told first, then readied: it cannot run before.
     pub(crate) fn finish(self) {
         // SAFETY: the owner waits for this completion in the frame holding `blocked`.
         let blocked = unsafe { &*self.blocked };
-        // SAFETY: as just said: it cannot leave until `complete` below.
-        unsafe { blocked.blocker.wake() };
-        blocked.operation.complete(self.arm, self.moved);
+        match blocked.owner {
+            Owner::Woken(ref blocker) => {
+                // SAFETY: as just said: it cannot leave until `complete` below.
+                unsafe { blocker.wake() };
+                blocked.operation.complete(self.arm, self.moved);
+            }
+            Owner::Parked(g) => {
+                blocked.operation.complete(self.arm, self.moved);
+                // SAFETY: the owner is parked under the lock we took its entry under, so we are
+                // the one party that can ready it; its record is live (it has not finished).
+                unsafe { ready_parked(&*g) };
+            }
+        }
     }
 }
 
@@ -288,8 +353,7 @@ impl<T> Channel<T> {
         let blocked = Blocked::single(deadline);
         let slot = UnsafeCell::new(Some(value));
         self.register_sender(&mut state, Entry::new(&blocked, 0, &slot));
-        drop(state);
-        let outcome = blocked.wait(deadline, WaitReason::ChanSend);
+        let outcome = blocked.block(state, deadline, WaitReason::ChanSend);
         if outcome != Outcome::Done(0) {
             self.unregister(&mut self.lock(), &blocked);
         }
@@ -326,8 +390,7 @@ impl<T> Channel<T> {
         let blocked = Blocked::single(deadline);
         let slot = UnsafeCell::new(None);
         self.register_receiver(&mut state, Entry::new(&blocked, 0, &slot));
-        drop(state);
-        let outcome = blocked.wait(deadline, WaitReason::ChanReceive);
+        let outcome = blocked.block(state, deadline, WaitReason::ChanReceive);
         if outcome != Outcome::Done(0) {
             self.unregister(&mut self.lock(), &blocked);
         }

@@ -1,8 +1,11 @@
 //! A channel's lock: a test-and-test-and-set spin lock whose release is a plain store, so an
 //! uncontended send or receive pays one locked instruction for it, not two.
 //!
-//! Critical sections are a few dozen instructions that never park or switch goroutines (waking
-//! happens after unlocking), so a waiter spins rather than parks, backing off exponentially
+//! Critical sections are a few dozen instructions that never park (waking happens after
+//! unlocking). One switches goroutines: a goroutine that blocks without a deadline parks with
+//! the lock held, and its M releases it as soon as the goroutine is off its stack
+//! ([`SpinGuard::into_release`]), a few instructions later. So a waiter spins rather than
+//! parks, backing off exponentially
 //! from 1 to [`LIMIT`] pauses between looks, and past that also yields its thread to the OS in
 //! case the holder's thread was descheduled. The backoff matters under sustained contention from
 //! several cores: a lock that changes core on every operation costs cache-line transfers of the
@@ -15,6 +18,8 @@
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::sched::Release;
 
 /// The longest backoff, in pauses (about 10 µs here); past it, each look also yields to the OS.
 const LIMIT: u32 = 1024;
@@ -104,6 +109,31 @@ impl RawSpinLock {
 
 pub(crate) struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
+}
+
+impl<T> SpinGuard<'_, T> {
+    /// Gives up the guard without unlocking: the lock is released when the answered
+    /// [`Release`] runs (see `crate::sched::park_releasing`).
+    ///
+    /// # Safety
+    ///
+    /// The lock outlives the release's run, and no reference from the guard is used after it.
+    pub(crate) unsafe fn into_release(self) -> Release {
+        let lock: *const RawSpinLock = &self.lock.raw;
+        std::mem::forget(self);
+        /// Unlocks the lock at `lock`.
+        ///
+        /// # Safety
+        ///
+        /// As `RawSpinLock::unlock`, and `lock` points to a live `RawSpinLock`.
+        unsafe fn unlock(lock: *const ()) {
+            // SAFETY: the caller's contract.
+            unsafe { (*lock.cast::<RawSpinLock>()).unlock() }
+        }
+        // SAFETY: the lock outlives the run (the caller's contract) and is held until then,
+        // by the guard given up here.
+        unsafe { Release::new(unlock, lock.cast()) }
+    }
 }
 
 impl<T> Deref for SpinGuard<'_, T> {

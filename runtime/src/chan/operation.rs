@@ -28,7 +28,9 @@
 //!   one queue entry is taken by exactly one counterpart (under its channel's lock), so that
 //!   counterpart claims it with a plain store instead of a compare-exchange. The store still
 //!   comes before the wake-up, whose read-modify-writes order it before the owner's next look:
-//!   an owner woken early never parks again on a claimed operation.
+//!   an owner woken early never parks again on a claimed operation. (A goroutine owner of an
+//!   exclusive operation does not wait on this word at all: it parks under its channel's lock
+//!   and is readied only after completion; see `channel`.)
 
 use crate::shim::atomic::{AtomicUsize, Ordering};
 

@@ -40,17 +40,21 @@ use parking_lot::Mutex;
 
 use super::join::JoinState;
 use super::registry;
+use super::release::Release;
 use super::scheduler::M;
 use crate::local::Table;
 use crate::stack::{Stack, StackSize};
 
 /// Why a goroutine suspended back to its M.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Switch {
     /// `yield_now`: runnable again at once.
     Yield,
     /// Parking (see `park`): the M commits the park.
     Park,
+    /// Parking where exactly one party can reach the goroutine, once the M has run the
+    /// [`Release`] (see [`super::scheduler::park_releasing`]): no park word is involved.
+    ParkReleasing(Release),
     /// Back from `blocking` without a P: the M queues it globally.
     Requeue,
 }
@@ -224,7 +228,9 @@ pub(crate) struct G {
     /// While parked, the run-queue reference its M held, handed to whoever makes it runnable
     /// again (so a wake-up needs no reference of its own). Written by the M before it commits
     /// the park, taken by the waker that wins `PARKED -> EMPTY` or by the M if the commit
-    /// fails; the park word orders the two.
+    /// fails; the park word orders the two. For a `ParkReleasing` park, written by the M before
+    /// the release and taken by the one party the release lets reach the goroutine; whatever
+    /// the release synchronises with (a lock) orders the two.
     parked: UnsafeCell<Option<GRef>>,
 }
 
@@ -341,11 +347,26 @@ impl G {
         }
     }
 
+    /// Parks the goroutine's run-queue reference `g` in its own record, for a goroutine that
+    /// parked with [`Switch::ParkReleasing`]: no wake-up can race this (nobody can reach the
+    /// goroutine before the M runs its [`Release`]), so nothing is committed.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the M the goroutine just suspended to with `ParkReleasing`, before it runs
+    /// the release; `g` refers to it.
+    pub(crate) unsafe fn hold_parked(g: GRef) {
+        let record: *const G = g.as_ptr();
+        // SAFETY: nobody else touches the slot until the release (see `parked`).
+        unsafe { *(*record).parked.get() = Some(g) };
+    }
+
     /// The run-queue reference of a parked goroutine the caller just woke.
     ///
     /// # Safety
     ///
-    /// The caller won `PARKED -> EMPTY` on this goroutine's park word.
+    /// The caller won `PARKED -> EMPTY` on this goroutine's park word, or is the one party that
+    /// can reach a goroutine that parked with `ParkReleasing`.
     pub(crate) unsafe fn take_parked(&self) -> GRef {
         // SAFETY: the winner of the wake-up is the only one to take it (see `parked`).
         unsafe { (*self.parked.get()).take() }.expect("a parked goroutine holds its reference")

@@ -35,16 +35,21 @@ pub(crate) mod ownership;
 pub(crate) mod park;
 #[cfg(not(loom))]
 mod registry;
+mod release;
 #[cfg(not(loom))]
 mod scheduler;
 #[cfg(not(loom))]
 mod sysmon;
 
+#[cfg(not(loom))]
+pub(crate) use self::g::G;
 /// What channels, timers and locks park and wake goroutines (or plain threads) with.
 #[cfg(not(loom))]
 pub(crate) use self::g::WaitReason;
 #[cfg(not(loom))]
-pub(crate) use self::scheduler::{Blocker, Waiter, park_current};
+pub(crate) use self::release::Release;
+#[cfg(not(loom))]
+pub(crate) use self::scheduler::{Blocker, Waiter, park_current, park_releasing, ready_parked};
 
 /// The running goroutine's local values, if the caller is a goroutine.
 #[cfg(not(loom))]

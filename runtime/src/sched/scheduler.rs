@@ -28,6 +28,7 @@ use parking_lot::{Condvar, Mutex};
 use super::config::Config;
 use super::g::{G, GRef, Switch, WaitReason, status};
 use super::ownership::{self, Lease, Ownership, UserFlag};
+use super::release::Release;
 use super::{join, park};
 use crate::stack::{Stack, StackCache};
 
@@ -784,6 +785,14 @@ impl Scheduler {
                     self.requeue(m, g);
                 }
             }
+            CoroutineResult::Yield(Switch::ParkReleasing(release)) => {
+                g.leave_running(status::WAITING);
+                // SAFETY: the goroutine suspended to this M with `ParkReleasing`; the release
+                // has not run yet.
+                unsafe { G::hold_parked(g) };
+                // SAFETY: once, after the park is recorded (the contract of `park_releasing`).
+                unsafe { release.run() };
+            }
             CoroutineResult::Yield(Switch::Requeue) => {
                 g.leave_running(status::RUNNABLE);
                 self.ready(g, false);
@@ -1073,6 +1082,36 @@ pub(crate) fn park_current(reason: WaitReason) {
             EXTERNAL_WAITERS.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+/// Parks goroutine `g`, the caller, until the one party that can reach it readies it with
+/// [`ready_parked`]. That party reaches it only through `release`, which its M runs once the
+/// goroutine is off its stack and recorded as parked: so, unlike [`park_current`], no wake-up
+/// can race the switch, and the park needs no park word (Go's `gopark` with an unlock
+/// function, as its channels use).
+///
+/// # Safety
+///
+/// `g` is the calling goroutine. Until `release` runs, nobody can reach the goroutine to ready
+/// it; after, exactly one party readies it, once (no park word protects against a second).
+pub(crate) unsafe fn park_releasing(g: &G, reason: WaitReason, release: Release) {
+    g.set_wait_reason(reason);
+    // SAFETY: called by the goroutine itself.
+    unsafe { g.suspend(Switch::ParkReleasing(release)) };
+    g.set_wait_reason(WaitReason::None);
+}
+
+/// Makes runnable goroutine `g`, parked by [`park_releasing`].
+///
+/// # Safety
+///
+/// The caller is the one party the goroutine's release let reach it, and readies it once.
+pub(crate) unsafe fn ready_parked(g: &G) {
+    // SAFETY: the caller's contract: the one party that may take the reference.
+    let g = unsafe { g.take_parked() };
+    get()
+        .expect("a parked goroutine implies a running scheduler")
+        .ready(g, true);
 }
 
 /// Lets other goroutines run; see [`crate::yield_now`].
