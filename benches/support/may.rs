@@ -8,8 +8,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    // SAFETY: the closures here touch no thread-locals (module invariant), as may's `spawn`
-    // requires.
+    // SAFETY: the closures here touch no thread-locals (module invariant), as `spawn` requires.
     unsafe { may::coroutine::spawn(f) }
 }
 

@@ -37,8 +37,8 @@ impl Table {
     /// The caller is the table's owner (module invariant), and the reference is not used after
     /// the table is cleared.
     unsafe fn get_or_init<T: 'static>(&self, key: usize, init: fn() -> T) -> *const T {
-        // SAFETY: only the owner touches the table, and no reference into the vector itself
-        // outlives this call (values are reached through their own boxes).
+        // Values are reached through their own boxes, so no reference into the vector escapes.
+        // SAFETY: only the owner touches the table, and this reference ends within the call.
         let found = unsafe { &*self.values.get() }
             .iter()
             .find(|&&(at, _)| at == key)
@@ -146,13 +146,13 @@ impl<T: Send + 'static> LocalKey<T> {
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let key = std::ptr::from_ref(self) as usize;
         match sched::current_locals() {
-            // SAFETY: this goroutine owns its table, and the value outlives this call (it is
-            // dropped only when the goroutine's body is over).
+            // The value is dropped only when the goroutine's body is over.
+            // SAFETY: this goroutine owns its table, and the value outlives this call.
             Some(table) => f(unsafe { &*table.get_or_init(key, self.init) }),
             None => {
+                // The value lives until the thread exits, after this call.
                 let value = THREAD_TABLE
-                    // SAFETY: this thread owns its table, and the value lives until the thread
-                    // exits, after this call.
+                    // SAFETY: this thread owns its table, and its value outlives this call.
                     .with(|table| unsafe { table.get_or_init(key, self.init) });
                 // SAFETY: as just said.
                 f(unsafe { &*value })

@@ -50,29 +50,23 @@ enum Owner {
 impl Blocked {
     /// A blocked operation of the calling goroutine (or thread), on one or several arms.
     pub(crate) fn new() -> Blocked {
-        Blocked {
-            operation: Operation::new(),
-            owner: Owner::Woken(Blocker::current()),
-        }
+        Blocked::with(Operation::new(), Owner::Woken(Blocker::current()))
     }
 
     /// A blocked send or receive, on one arm; exclusive (see `operation`) without a deadline,
     /// and then parked under the channel's lock if the caller is a goroutine.
     fn single(deadline: Option<Instant>) -> Blocked {
         match (deadline, Blocker::current()) {
-            (None, Blocker::Goroutine(g)) => Blocked {
-                operation: Operation::exclusive(),
-                owner: Owner::Parked(g),
-            },
-            (None, blocker) => Blocked {
-                operation: Operation::exclusive(),
-                owner: Owner::Woken(blocker),
-            },
-            (Some(_), blocker) => Blocked {
-                operation: Operation::new(),
-                owner: Owner::Woken(blocker),
-            },
+            (None, Blocker::Goroutine(g)) => {
+                Blocked::with(Operation::exclusive(), Owner::Parked(g))
+            }
+            (None, blocker) => Blocked::with(Operation::exclusive(), Owner::Woken(blocker)),
+            (Some(_), blocker) => Blocked::with(Operation::new(), Owner::Woken(blocker)),
         }
+    }
+
+    fn with(operation: Operation, owner: Owner) -> Blocked {
+        Blocked { operation, owner }
     }
 
     /// Blocks a [`Blocked::single`] operation whose entry `state` (its channel's guard) has just
@@ -85,12 +79,12 @@ impl Blocked {
     ) -> Outcome {
         match self.owner {
             Owner::Parked(g) => {
-                // SAFETY: the channel, and so its lock, outlives this goroutine's park: the
-                // goroutine's frame refers to it. The guard's references end here.
+                // The goroutine's frame refers to the channel, so its lock outlives the park.
+                // SAFETY: the lock outlives the release's run; the guard's references end here.
                 let release = unsafe { state.into_release() };
-                // SAFETY: `g` is the calling goroutine (`single`). Until the release, its entry
-                // is behind the lock; after, exactly one counterpart (or a disconnection) takes
-                // the entry, under the lock, and readies it once (`Completion::finish`).
+                // Until the release, the entry is behind the lock; after, exactly one
+                // counterpart (or a disconnection) takes it and readies `g` once (`finish`).
+                // SAFETY: `g` is the calling goroutine (`single`), reachable only as just said.
                 unsafe { park_releasing(&*g, reason, release) };
                 match self.operation.poll() {
                     Poll::Ended(outcome) => outcome,
@@ -153,8 +147,7 @@ impl<T> Entry<T> {
     /// the completion to finish once the lock is released, or `None` if the operation cannot be
     /// won any more.
     fn claim(&self, moved: bool, transfer: impl FnOnce(&mut Option<T>)) -> Option<Completion> {
-        // SAFETY: the entry is in a queue we hold the lock of, so its owner has not removed it
-        // and its frame is alive (module invariant).
+        // SAFETY: its queue's lock is held, so its owner has not removed it (module invariant).
         let blocked = unsafe { &*self.blocked };
         if !blocked.operation.claim(self.arm) {
             return None;
@@ -195,8 +188,8 @@ impl Completion {
             }
             Owner::Parked(g) => {
                 blocked.operation.complete(self.arm, self.moved);
-                // SAFETY: the owner is parked under the lock we took its entry under, so we are
-                // the one party that can ready it; its record is live (it has not finished).
+                // The owner parked under the lock we took its entry under, and has not finished.
+                // SAFETY: so we are the one party that can ready it, and its record is live.
                 unsafe { ready_parked(&*g) };
             }
         }

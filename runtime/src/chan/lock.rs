@@ -130,8 +130,7 @@ impl<T> SpinGuard<'_, T> {
             // SAFETY: the caller's contract.
             unsafe { (*lock.cast::<RawSpinLock>()).unlock() }
         }
-        // SAFETY: the lock outlives the run (the caller's contract) and is held until then,
-        // by the guard given up here.
+        // SAFETY: the lock outlives the run (our contract) and stays held by the forgotten guard.
         unsafe { Release::new(unlock, lock.cast()) }
     }
 }

@@ -296,8 +296,8 @@ pub fn select(arms: &mut [ArmRef<'_>], wait: Wait) -> Option<usize> {
     };
     let blocked = Blocked::new();
     for (index, arm) in arms.iter().enumerate() {
-        // SAFETY: every arm's channel is locked; `blocked` and the arms stay in place until
-        // the entries are removed below.
+        // `blocked` and the arms stay in place until the entries are removed below.
+        // SAFETY: every arm's channel is locked, and the entries' referents outlive them.
         unsafe { arm.0.register_locked(&blocked, index) };
     }
     unlock_all(arms);

@@ -336,15 +336,15 @@ impl G {
     /// The caller is the M the goroutine just suspended to, to park; `g` refers to it.
     pub(crate) unsafe fn commit_park(g: GRef) -> Option<GRef> {
         let record: *const G = g.as_ptr();
-        // SAFETY: before the commit nobody else touches the slot (see `parked`), and the
-        // reference stored keeps the record alive through the commit.
-        unsafe {
-            *(*record).parked.get() = Some(g);
-            if super::park::commit_park(&(*record).park) {
-                return None;
-            }
-            (*(*record).parked.get()).take()
+        // SAFETY: before the commit nobody else touches the slot (see `parked`).
+        unsafe { G::hold_parked(g) };
+        // SAFETY: the reference just stored keeps the record alive through the commit.
+        let record = unsafe { &*record };
+        if super::park::commit_park(&record.park) {
+            return None;
         }
+        // SAFETY: the commit failed, so no waker won the goroutine: the slot is still ours.
+        Some(unsafe { record.take_parked() })
     }
 
     /// Parks the goroutine's run-queue reference `g` in its own record, for a goroutine that

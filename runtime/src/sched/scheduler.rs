@@ -787,8 +787,7 @@ impl Scheduler {
             }
             CoroutineResult::Yield(Switch::ParkReleasing(release)) => {
                 g.leave_running(status::WAITING);
-                // SAFETY: the goroutine suspended to this M with `ParkReleasing`; the release
-                // has not run yet.
+                // SAFETY: it suspended to this M with `ParkReleasing`, whose release has not run.
                 unsafe { G::hold_parked(g) };
                 // SAFETY: once, after the park is recorded (the contract of `park_releasing`).
                 unsafe { release.run() };
@@ -847,8 +846,8 @@ impl Scheduler {
                     thread::Builder::new()
                         .name("gort-abandon".into())
                         .spawn(move || {
-                            // SAFETY: `g` never started and never will (it is dead); this thread is
-                            // not an M; the goroutine's own reference is dropped once, here.
+                            // `g` is dead and never started; this thread is not an M.
+                            // SAFETY: so the goroutine's own reference is dropped once, here.
                             unsafe {
                                 join::abandon(&g, Box::new(reason));
                                 g.finish();
@@ -1037,8 +1036,8 @@ impl Blocker {
     /// published yet).
     pub(crate) unsafe fn wake(&self) {
         match self {
-            // SAFETY: a blocked goroutine has not finished, so its record is live; it cannot
-            // finish during the call (the caller's contract).
+            // It cannot finish during the call (the caller's contract).
+            // SAFETY: a blocked goroutine has not finished, so its record is live.
             Blocker::Goroutine(g) => unpark_borrowed(unsafe { &**g }),
             Blocker::Thread(thread) => {
                 EXTERNAL_WAKES.fetch_add(1, Ordering::SeqCst);
@@ -1057,11 +1056,8 @@ pub(crate) fn unpark(g: GRef) {
 /// meanwhile (it is parked, or running toward a wait it cannot leave before the caller lets it).
 fn unpark_borrowed(g: &G) {
     if park::unpark(&g.park) {
-        // SAFETY: this caller won the wake-up.
-        let g = unsafe { g.take_parked() };
-        get()
-            .expect("a parked goroutine implies a running scheduler")
-            .ready(g, true);
+        // SAFETY: this caller won the wake-up, so it is the one party that may ready `g`.
+        unsafe { ready_parked(g) };
     }
 }
 
@@ -1069,12 +1065,10 @@ fn unpark_borrowed(g: &G) {
 pub(crate) fn park_current(reason: WaitReason) {
     match current_g() {
         Some(g) => {
-            g.set_wait_reason(reason);
             if !park::take_token(&g.park) {
-                // SAFETY: called by the goroutine itself.
-                unsafe { g.suspend(Switch::Park) };
+                // SAFETY: `g` is the calling goroutine.
+                unsafe { suspend_waiting(g, reason, Switch::Park) };
             }
-            g.set_wait_reason(WaitReason::None);
         }
         None => {
             EXTERNAL_WAITERS.fetch_add(1, Ordering::SeqCst);
@@ -1095,17 +1089,29 @@ pub(crate) fn park_current(reason: WaitReason) {
 /// `g` is the calling goroutine. Until `release` runs, nobody can reach the goroutine to ready
 /// it; after, exactly one party readies it, once (no park word protects against a second).
 pub(crate) unsafe fn park_releasing(g: &G, reason: WaitReason, release: Release) {
-    g.set_wait_reason(reason);
-    // SAFETY: called by the goroutine itself.
-    unsafe { g.suspend(Switch::ParkReleasing(release)) };
-    g.set_wait_reason(WaitReason::None);
+    // SAFETY: `g` is the calling goroutine (our contract).
+    unsafe { suspend_waiting(g, reason, Switch::ParkReleasing(release)) };
 }
 
-/// Makes runnable goroutine `g`, parked by [`park_releasing`].
+/// Suspends goroutine `g` to its M to park (`why`), showing `reason` meanwhile.
 ///
 /// # Safety
 ///
-/// The caller is the one party the goroutine's release let reach it, and readies it once.
+/// `g` is the calling goroutine.
+unsafe fn suspend_waiting(g: &G, reason: WaitReason, why: Switch) {
+    g.set_wait_reason(reason);
+    // SAFETY: called by the goroutine itself (our contract).
+    unsafe { g.suspend(why) };
+    g.set_wait_reason(WaitReason::None);
+}
+
+/// Makes runnable a parked goroutine `g`: one parked by [`park_releasing`], or one whose
+/// wake-up the caller won on its park word.
+///
+/// # Safety
+///
+/// The caller is the one party that may ready `g` (the one its release let reach it, or the
+/// winner of its wake-up), and readies it once.
 pub(crate) unsafe fn ready_parked(g: &G) {
     // SAFETY: the caller's contract: the one party that may take the reference.
     let g = unsafe { g.take_parked() };

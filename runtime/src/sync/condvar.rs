@@ -125,8 +125,8 @@ impl Condvar {
                 return false;
             }
             let mut waiters = self.waiters.lock();
-            // SAFETY: the node is alive; releases happen under this lock, so an unreleased node
-            // is still linked here and ours to remove.
+            // Releases happen under this lock, so an unreleased node is still linked here.
+            // SAFETY: the node is alive, and if unreleased it is ours to remove.
             unsafe {
                 if Node::is_released(node) {
                     return false;

@@ -212,8 +212,7 @@ impl<T> OnceLock<T> {
         }
         self.once.call_once(|| {
             let value = f();
-            // SAFETY: inside the `Once`'s closure: the only writer, and no reader before
-            // `done` is set.
+            // SAFETY: the `Once`'s closure is the only writer; nobody reads before `done` is set.
             unsafe { (*self.value.get()).write(value) };
         });
         self.get().expect("call_once returns completed")
@@ -265,8 +264,8 @@ impl<T> OnceLock<T> {
             return None;
         }
         self.once = Once::new();
-        // SAFETY: it was completed, so the value is initialised; the `Once` was just reset, so
-        // it will not be read or dropped again.
+        // The `Once` was just reset, so the value will not be read or dropped again.
+        // SAFETY: it was completed, so the value is initialised.
         Some(unsafe { self.value.get_mut().assume_init_read() })
     }
 }

@@ -59,8 +59,8 @@ impl Node {
         while !unsafe { (*node).woken.load(Ordering::Acquire) } {
             park_current(reason);
         }
-        // SAFETY: `woken` was seen set, so the waker is done with the node and wrote the ticket
-        // before its release store.
+        // The waker wrote the ticket before its release store of `woken`, seen set above.
+        // SAFETY: so the waker is done with the node, and the ticket is written.
         unsafe { (*node).ticket }
     }
 
