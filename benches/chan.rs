@@ -15,6 +15,9 @@
 //! cargo bench --bench chan
 //! ```
 //!
+//! Each runtime runs a benchmark's main side on its own threads, as a goroutine, task or
+//! coroutine (`gort::run`, [`tokio_run`], `may_run`).
+//!
 //! may's worker threads cannot be stopped, so its measurements run last, under the same names.
 
 use std::hint::black_box;
@@ -43,6 +46,16 @@ fn ping(send: impl Fn(u64), recv: impl Fn() -> u64) {
     }
 }
 
+/// Runs `body` as a task on `tokio`'s workers and waits for it: like `gort::run` and `may_run`,
+/// so that both sides of a channel benchmark run on the runtime's threads (`block_on` alone
+/// would run the main side on the bench thread, and every message would cross threads).
+fn tokio_run<T: Send + 'static>(
+    tokio: &tokio::runtime::Runtime,
+    body: impl Future<Output = T> + Send + 'static,
+) -> T {
+    tokio.block_on(tokio.spawn(body)).unwrap()
+}
+
 fn ping_pong(c: &mut Criterion) {
     let mut group = c.benchmark_group(PING_PONG);
     group.throughput(Throughput::Elements(ROUND_TRIPS));
@@ -65,7 +78,7 @@ fn ping_pong(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_multi_thread().build().unwrap();
     group.bench_function("tokio", |b| {
         b.iter(|| {
-            tokio.block_on(async {
+            tokio_run(&tokio, async {
                 let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
                 let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
                 let echo = tokio::spawn(async move {
@@ -115,7 +128,7 @@ fn spsc(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_multi_thread().build().unwrap();
     group.bench_function("tokio", |b| {
         b.iter(|| {
-            tokio.block_on(async {
+            tokio_run(&tokio, async {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1024);
                 let producer = tokio::spawn(async move {
                     for i in 0..MESSAGES {
@@ -226,7 +239,7 @@ fn gort_sleepers() {
 }
 
 fn tokio_sleepers(tokio: &tokio::runtime::Runtime) {
-    tokio.block_on(async {
+    tokio_run(tokio, async {
         let sleepers: Vec<_> = (0..SLEEPERS)
             .map(|_| tokio::spawn(tokio::time::sleep(Duration::from_millis(1))))
             .collect();
