@@ -43,7 +43,7 @@ use super::registry;
 use super::release::Release;
 use super::scheduler::M;
 use crate::local::Table;
-use crate::stack::{Stack, StackSize};
+use crate::stack::{Growth, Stack, StackSize};
 
 /// Why a goroutine suspended back to its M.
 #[derive(Clone, Copy, Debug)]
@@ -232,6 +232,10 @@ pub(crate) struct G {
     /// the release and taken by the one party the release lets reach the goroutine; whatever
     /// the release synchronises with (a lock) orders the two.
     parked: UnsafeCell<Option<GRef>>,
+    /// Which stack or segment the goroutine runs on, and its segments (see `crate::stack`):
+    /// touched by the goroutine itself, by its M before it first runs and after it ends, and by
+    /// a collector holding its scan claim.
+    pub(crate) growth: Growth,
 }
 
 // SAFETY: `coroutine` and `yielder` are touched only by the M running the goroutine or by the
@@ -260,6 +264,7 @@ impl G {
             yielder: Cell::new(std::ptr::null()),
             locals: Table::new(),
             parked: UnsafeCell::new(None),
+            growth: Growth::new(),
         }
     }
 

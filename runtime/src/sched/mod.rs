@@ -49,7 +49,9 @@ pub(crate) use self::g::WaitReason;
 #[cfg(not(loom))]
 pub(crate) use self::release::Release;
 #[cfg(not(loom))]
-pub(crate) use self::scheduler::{Blocker, Waiter, park_current, park_releasing, ready_parked};
+pub(crate) use self::scheduler::{
+    Blocker, Waiter, current_g, park_current, park_releasing, ready_parked,
+};
 
 /// The running goroutine's local values, if the caller is a goroutine.
 #[cfg(not(loom))]

@@ -3,17 +3,19 @@
 //! A SIGSEGV or SIGBUS whose address lies in the guard region of a goroutine stack (resolved with
 //! `span_of`, which is lock-free and never faults) prints
 //! `fatal error: goroutine N [name] stack overflow (reserved K KiB); raise it with
-//! Builder::stack_size or GORT_STACK_SIZE` and aborts. Any other fault goes to the handler that
-//! was installed before.
+//! Builder::stack_size or GORT_STACK_SIZE` and aborts; in the guard of a stack segment (a
+//! goroutine's, or a thread's), `… stack overflow in a K KiB stack segment; …`. Any other fault
+//! goes to the handler that was installed before.
 //!
 //! Invariants:
 //! - the handler runs on the thread's alternate signal stack (every M has one), since the
 //!   faulting stack has no room left;
 //! - it only calls async-signal-safe functions (`write`, `sigaction`, `abort`) and allocates
 //!   nothing;
-//! - a stack span's owner word points at the goroutine running on it, which is alive while it
-//!   runs, and a fault in its guard can only come from it; the M clears the word when the
-//!   goroutine finishes, before the stack is reused or the record recycled;
+//! - a stack or segment span's owner word points at the goroutine running on it (0 for a
+//!   thread's segment), which is alive while it runs, and a fault in its guard can only come
+//!   from it; the word is cleared when the goroutine finishes, before the span is reused or the
+//!   record recycled;
 //! - the heap lookup never initialises the heap (that allocates).
 
 use std::fmt::Write as _;
@@ -88,22 +90,34 @@ extern "C" fn on_fault(
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
     if let Some(span) = heap::span_of_in_signal_handler(addr)
-        && span.kind() == SpanKind::Stack
+        && matches!(span.kind(), SpanKind::Stack | SpanKind::StackSegment)
         && addr < span.base() + GUARD_BYTES
-        && span.owner() != 0
+        && (span.owner() != 0 || span.kind() == SpanKind::StackSegment)
     {
-        // SAFETY: the owner word names the running (so live) goroutine.
-        let g = unsafe { &*(span.owner() as *const G) };
         let mut message = Buffer::new();
-        let _ = write!(message, "fatal error: goroutine {}", g.id());
-        if let Some(name) = g.name() {
-            let _ = write!(message, " [{name}]");
+        if span.owner() == 0 {
+            let _ = write!(message, "fatal error: thread stack overflow");
+        } else {
+            // SAFETY: the owner word names the running (so live) goroutine.
+            let g = unsafe { &*(span.owner() as *const G) };
+            let _ = write!(message, "fatal error: goroutine {}", g.id());
+            if let Some(name) = g.name() {
+                let _ = write!(message, " [{name}]");
+            }
+            let _ = write!(message, " stack overflow");
         }
-        let reserved_kib = (span.limit() - span.base() - GUARD_BYTES) / 1024;
-        let _ = writeln!(
-            message,
-            " stack overflow (reserved {reserved_kib} KiB); raise it with Builder::stack_size or GORT_STACK_SIZE"
-        );
+        let kib = (span.limit() - span.base() - GUARD_BYTES) / 1024;
+        let _ = if span.kind() == SpanKind::StackSegment {
+            writeln!(
+                message,
+                " in a {kib} KiB stack segment; grow with a larger segment size"
+            )
+        } else {
+            writeln!(
+                message,
+                " (reserved {kib} KiB); raise it with Builder::stack_size or GORT_STACK_SIZE"
+            )
+        };
         message.write_to_stderr();
         // SAFETY: abort is async-signal-safe and ends the process.
         unsafe { libc::abort() };

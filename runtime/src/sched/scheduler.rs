@@ -798,6 +798,7 @@ impl Scheduler {
             }
             CoroutineResult::Return(()) => {
                 g.leave_running(status::DEAD);
+                g.growth.release_spare();
                 // SAFETY: this M ran the goroutine to its end.
                 if let Some(coroutine) = unsafe { g.take_coroutine() } {
                     let stack = coroutine.into_stack();
@@ -827,6 +828,7 @@ impl Scheduler {
             Ok(stack) => {
                 // The fault handler finds the goroutine of a stack through the span's owner word.
                 stack.set_owner(g.as_ptr() as u64);
+                g.growth.start(stack.bottom(), g.as_ptr() as u64);
                 let coroutine = Coroutine::with_stack(stack, goroutine_main);
                 // SAFETY: this M moved the status to RUNNING.
                 unsafe { g.set_coroutine(coroutine) };

@@ -5,6 +5,9 @@
 //! reservation, and it grows copy-free up to the reservation. A stack never moves: references
 //! into it stay valid for its whole life.
 //!
+//! Beyond its reservation a stack grows at explicit points ([`maybe_grow`], [`grow`]) into
+//! segments: spans of their own that a closure runs on, linked to the frames below.
+//!
 //! Stacks are recycled through a per-thread cache in front of a global pool per size class:
 //! taking a warm stack is a few nanoseconds and no system call. Cached stacks keep their
 //! committed pages; a stack that goes back to the heap gives its pages back to the OS first.
@@ -14,10 +17,12 @@
 //! - the memory between [`Stack::bottom`] and [`Stack::top`] belongs to whoever owns the
 //!   `Stack` (in practice, the coroutine running on it).
 
+mod grow;
 mod guard;
 mod memory;
 mod pool;
 pub(crate) mod raw;
+mod segment;
 mod size;
 
 #[cfg(test)]
@@ -33,8 +38,10 @@ use corosensei::stack::StackPointer;
 use self::raw::RawStack;
 use crate::heap::HeapError;
 
+pub use self::grow::{grow, maybe_grow, remaining};
 pub use self::guard::{GuardMode, guard_mode};
 pub(crate) use self::pool::StackCache;
+pub(crate) use self::segment::Growth;
 pub use self::size::{StackSize, StackSizeError};
 
 /// A goroutine stack: a guarded span of the span heap that a coroutine can run on.

@@ -1,10 +1,11 @@
-//! One stack's span: allocated from the heap with its guard installed, and released back.
+//! One stack's (or stack segment's) span: allocated from the heap with its guard installed, and released back.
 //!
 //! Layout of a stack span, low to high: one heap page of guard, then the usable stack; the top
 //! of the stack is the span's limit.
 //!
 //! Invariants:
-//! - while a `RawStack` exists its span is `InUse`, of kind `Stack`, and its guard is installed;
+//! - while a `RawStack` exists its span is `InUse`, of kind `Stack` (or `StackSegment` for a
+//!   segment a stack grew into), and its guard is installed;
 //! - `release` is the only way back to the heap: it returns the usable pages to the OS and
 //!   removes the guard before the span is freed.
 
@@ -36,7 +37,16 @@ impl std::fmt::Debug for RawStack {
 impl RawStack {
     /// Allocates a fresh stack from the heap.
     pub(crate) fn allocate(size: StackSize) -> Result<RawStack, StackError> {
-        let span = heap::alloc_span((GUARD_BYTES + size.bytes()) / PAGE_SIZE, SpanKind::Stack)?;
+        RawStack::allocate_kind(size, SpanKind::Stack)
+    }
+
+    /// Allocates a fresh segment, for a stack that grows beyond its reservation.
+    pub(crate) fn allocate_segment(size: StackSize) -> Result<RawStack, StackError> {
+        RawStack::allocate_kind(size, SpanKind::StackSegment)
+    }
+
+    fn allocate_kind(size: StackSize, kind: SpanKind) -> Result<RawStack, StackError> {
+        let span = heap::alloc_span((GUARD_BYTES + size.bytes()) / PAGE_SIZE, kind)?;
         // SAFETY: the guard is the first page of a span just allocated to us.
         if let Err(err) = unsafe { guard::install(span.base(), GUARD_BYTES) } {
             let addr = span.base();

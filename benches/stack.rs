@@ -1,0 +1,147 @@
+//! Stack growth, beside may in the same run:
+//!
+//! - `maybe_grow` when enough stack remains (its fast path), per call;
+//! - crossing into the spare segment and back (`grow`), per crossing;
+//! - 10,000 goroutines each recursing 64 KiB deep with 1 KiB frames, then parking: time per
+//!   goroutine until all are parked. The resident memory each parked goroutine holds is
+//!   printed beside it, from the first batch (later batches reuse warm stacks). may runs its
+//!   coroutines on fixed 128 KiB stacks.
+//!
+//! ```text
+//! cargo bench --bench stack
+//! ```
+//!
+//! may's worker threads cannot be stopped, so its measurements run last, under the same names.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+#[path = "support/may.rs"]
+mod may_support;
+use may_support::{may_run, may_spawn};
+
+const KIB: usize = 1024;
+const GOROUTINES: usize = 10_000;
+const DEEP: &str = "10,000 goroutines recursing 64 KiB deep then parking, per goroutine";
+
+/// Recurses `depth` frames of 1 KiB.
+#[inline(never)]
+fn recurse(depth: usize) -> u64 {
+    let frame = black_box([depth as u8; KIB]);
+    if depth == 0 {
+        return 0;
+    }
+    recurse(depth - 1) + u64::from(frame[KIB - 1])
+}
+
+/// Times `iters` calls of `f` in a goroutine.
+fn in_goroutine(iters: u64, f: fn() -> u64) -> Duration {
+    gort::run(move || {
+        let started = Instant::now();
+        for _ in 0..iters {
+            black_box(f());
+        }
+        started.elapsed()
+    })
+}
+
+fn growth(c: &mut Criterion) {
+    let mut group = c.benchmark_group("maybe_grow with enough stack, per call");
+    group.bench_function("gort", |b| {
+        b.iter_custom(|iters| {
+            in_goroutine(iters, || {
+                gort::stack::maybe_grow(32 * KIB, 1 << 20, || black_box(1))
+            })
+        })
+    });
+    group.finish();
+    let mut group = c.benchmark_group("crossing into the spare segment and back, per crossing");
+    group.bench_function("gort", |b| {
+        b.iter_custom(|iters| in_goroutine(iters, || gort::stack::grow(64 * KIB, || black_box(1))))
+    });
+    group.finish();
+}
+
+/// Spawns [`GOROUTINES`] that recurse 64 KiB deep and park; answers the time until all are
+/// parked and the resident bytes they added.
+fn gort_deep_batch() -> (Duration, usize) {
+    gort::run(|| {
+        let rss_before = gort_suite::rss_bytes();
+        let started = Instant::now();
+        let parked = Arc::new(gort::sync::WaitGroup::new());
+        parked.add(GOROUTINES as i32);
+        let (release_tx, release) = gort::chan::bounded::<()>(0);
+        let handles: Vec<_> = (0..GOROUTINES)
+            .map(|_| {
+                let (parked, release) = (Arc::clone(&parked), release.clone());
+                gort::spawn(move || {
+                    black_box(recurse(64));
+                    parked.done();
+                    let _ = release.recv();
+                })
+            })
+            .collect();
+        parked.wait();
+        let elapsed = started.elapsed();
+        let added = gort_suite::rss_bytes().saturating_sub(rss_before);
+        drop(release_tx);
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        (elapsed, added)
+    })
+}
+
+fn may_deep_batch() -> (Duration, usize) {
+    may_run(|| {
+        let rss_before = gort_suite::rss_bytes();
+        let started = Instant::now();
+        let (parked_tx, parked) = may::sync::mpsc::channel::<()>();
+        let (release_tx, release) = may::sync::mpmc::channel::<()>();
+        let handles: Vec<_> = (0..GOROUTINES)
+            .map(|_| {
+                let (parked_tx, release) = (parked_tx.clone(), release.clone());
+                may_spawn(move || {
+                    black_box(recurse(64));
+                    parked_tx.send(()).unwrap();
+                    let _ = release.recv();
+                })
+            })
+            .collect();
+        (0..GOROUTINES).for_each(|_| parked.recv().unwrap());
+        let elapsed = started.elapsed();
+        let added = gort_suite::rss_bytes().saturating_sub(rss_before);
+        drop(release_tx);
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        (elapsed, added)
+    })
+}
+
+/// Times batches with `batch`, printing the resident memory per goroutine of the first.
+fn bench_deep(c: &mut Criterion, name: &str, batch: fn() -> (Duration, usize)) {
+    let (_, added) = batch();
+    println!(
+        "{DEEP}/{name}: {:.1} KiB resident per parked goroutine",
+        added as f64 / GOROUTINES as f64 / KIB as f64
+    );
+    let mut group = c.benchmark_group(DEEP);
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(GOROUTINES as u64));
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| batch().0).sum())
+    });
+    group.finish();
+}
+
+fn deep(c: &mut Criterion) {
+    bench_deep(c, "gort", gort_deep_batch);
+}
+
+fn may(c: &mut Criterion) {
+    may::config().set_stack_size(128 * KIB / size_of::<usize>());
+    bench_deep(c, "may (128 KiB stacks)", may_deep_batch);
+}
+
+criterion_group!(benches, growth, deep, may);
+criterion_main!(benches);
