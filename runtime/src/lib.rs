@@ -42,6 +42,8 @@ pub mod chan;
 #[cfg(loom)]
 #[path = "chan/operation.rs"]
 mod chan_operation;
+#[cfg(not(loom))]
+pub mod defer;
 mod fence;
 pub mod heap;
 #[cfg(not(loom))]

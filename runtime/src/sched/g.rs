@@ -42,6 +42,7 @@ use super::join::JoinState;
 use super::registry;
 use super::release::Release;
 use super::scheduler::M;
+use crate::defer::Chain;
 use crate::local::Table;
 use crate::stack::{Growth, Stack, StackSize};
 
@@ -236,6 +237,9 @@ pub(crate) struct G {
     /// touched by the goroutine itself, by its M before it first runs and after it ends, and by
     /// a collector holding its scan claim.
     pub(crate) growth: Growth,
+    /// The goroutine's defer chain (see `crate::defer`): touched by the goroutine itself, by
+    /// its M after it ends, and by a collector holding its scan claim.
+    pub(crate) defers: Chain,
 }
 
 // SAFETY: `coroutine` and `yielder` are touched only by the M running the goroutine or by the
@@ -265,6 +269,7 @@ impl G {
             locals: Table::new(),
             parked: UnsafeCell::new(None),
             growth: Growth::new(),
+            defers: Chain::new(),
         }
     }
 

@@ -799,6 +799,7 @@ impl Scheduler {
             CoroutineResult::Return(()) => {
                 g.leave_running(status::DEAD);
                 g.growth.release_spare();
+                g.defers.clear();
                 // SAFETY: this M ran the goroutine to its end.
                 if let Some(coroutine) = unsafe { g.take_coroutine() } {
                     let stack = coroutine.into_stack();
