@@ -27,14 +27,22 @@ const KIB: usize = 1024;
 const GOROUTINES: usize = 10_000;
 const DEEP: &str = "10,000 goroutines recursing 64 KiB deep then parking, per goroutine";
 
-/// Recurses `depth` frames of 1 KiB.
+/// Recurses with 1 KiB frames until the stack in use below `start` (an address in the first
+/// frame) reaches `bytes`: measured by address, so that larger debug frames go no deeper.
 #[inline(never)]
-fn recurse(depth: usize) -> u64 {
-    let frame = black_box([depth as u8; KIB]);
-    if depth == 0 {
+fn recurse(start: usize, bytes: usize) -> u64 {
+    let frame = black_box([0u8; KIB]);
+    let here = frame.as_ptr() as usize;
+    if start - here >= bytes {
         return 0;
     }
-    recurse(depth - 1) + u64::from(frame[KIB - 1])
+    recurse(start, bytes) + u64::from(frame[KIB - 1])
+}
+
+/// Recurses 64 KiB deep from here.
+fn recurse_64k() -> u64 {
+    let start = black_box(0u8);
+    recurse(&start as *const u8 as usize, 64 * KIB)
 }
 
 /// Times `iters` calls of `f` in a goroutine.
@@ -78,7 +86,7 @@ fn gort_deep_batch() -> (Duration, usize) {
             .map(|_| {
                 let (parked, release) = (Arc::clone(&parked), release.clone());
                 gort::spawn(move || {
-                    black_box(recurse(64));
+                    black_box(recurse_64k());
                     parked.done();
                     let _ = release.recv();
                 })
@@ -103,7 +111,7 @@ fn may_deep_batch() -> (Duration, usize) {
             .map(|_| {
                 let (parked_tx, release) = (parked_tx.clone(), release.clone());
                 may_spawn(move || {
-                    black_box(recurse(64));
+                    black_box(recurse_64k());
                     parked_tx.send(()).unwrap();
                     let _ = release.recv();
                 })
