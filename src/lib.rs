@@ -2,6 +2,7 @@
 //! read from `/proc/self`, and running a test's body in a child process (for a fault that kills
 //! the process, or a report that ends it).
 
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
 
 const CHILD_ENV: &str = "GORT_SUITE_CHILD";
@@ -64,6 +65,70 @@ pub fn assert_child_passes(name: &str, env: &[(&str, &str)]) {
         child.status,
         String::from_utf8_lossy(&child.stderr)
     );
+}
+
+/// Runs test `name` in a child process (see [`run_child`]), panics unless it ended with
+/// `SIGABRT`, and answers its standard error.
+///
+/// # Examples
+///
+/// ```no_run
+/// #[test]
+/// fn aborts() {
+///     if gort_suite::is_child("aborts") {
+///         eprintln!("fatal error: on purpose");
+///         std::process::abort();
+///     }
+///     assert!(gort_suite::child_abort_message("aborts").contains("on purpose"));
+/// }
+/// ```
+pub fn child_abort_message(name: &str) -> String {
+    let child = run_child(name, &[]);
+    let stderr = String::from_utf8_lossy(&child.stderr).into_owned();
+    assert_eq!(
+        child.status.signal(),
+        Some(libc::SIGABRT),
+        "{}\n{stderr}",
+        child.status
+    );
+    stderr
+}
+
+/// In a child run whose goroutine ends the process: spawns `body` with `builder`, prints
+/// `spawned goroutine ID` on standard error, and only then lets the body start (so the
+/// runtime's report cannot interleave with that line), then waits for it.
+///
+/// # Examples
+///
+/// ```no_run
+/// gort_suite::announce_and_run(gort::Builder::new().name("doomed"), || std::process::abort());
+/// ```
+pub fn announce_and_run(builder: gort::Builder, body: impl FnOnce() + Send + 'static) {
+    let (go_tx, go) = gort::chan::bounded::<()>(0);
+    let handle = builder
+        .spawn(move || {
+            let _ = go.recv();
+            body();
+        })
+        .expect("the child's goroutine spawns");
+    eprintln!("spawned goroutine {}", handle.id());
+    drop(go_tx);
+    let _ = handle.join();
+}
+
+/// The id a child printed as `spawned goroutine ID` on standard error (see
+/// [`announce_and_run`], [`child_abort_message`]), for matching the runtime's report about that goroutine.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(gort_suite::spawned_id("x\nspawned goroutine 17\n"), "17");
+/// ```
+pub fn spawned_id(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("spawned goroutine "))
+        .expect("the child names its goroutine")
 }
 
 /// The resident set size of this process in bytes (`VmRSS`).

@@ -3,10 +3,7 @@
 //! threads, and an overflow inside a segment.
 
 use std::hint::black_box;
-use std::os::unix::process::ExitStatusExt;
 use std::panic;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use gort::heap::{self, SpanKind};
 use gort::stack;
@@ -182,38 +179,13 @@ fn overflow(depth: u64, limit: u64) -> u64 {
 fn an_overflow_inside_a_segment_is_reported_and_aborts() {
     let name = "an_overflow_inside_a_segment_is_reported_and_aborts";
     if gort_suite::is_child(name) {
-        // The goroutine overflows only after its id is printed, so the two messages cannot
-        // interleave.
-        let go = Arc::new(AtomicBool::new(false));
-        let deep = gort::Builder::new()
-            .name("segmented")
-            .spawn({
-                let go = Arc::clone(&go);
-                move || {
-                    while !go.load(Ordering::Acquire) {
-                        gort::yield_now();
-                    }
-                    stack::grow(16 * KIB, || overflow(0, u64::MAX))
-                }
-            })
-            .unwrap();
-        eprintln!("spawned goroutine {}", deep.id());
-        go.store(true, Ordering::Release);
-        let _ = deep.join();
+        gort_suite::announce_and_run(gort::Builder::new().name("segmented"), || {
+            stack::grow(16 * KIB, || overflow(0, u64::MAX));
+        });
         unreachable!("the overflow ends the process");
     }
-    let child = gort_suite::run_child(name, &[]);
-    let stderr = String::from_utf8_lossy(&child.stderr);
-    assert_eq!(
-        child.status.signal(),
-        Some(libc::SIGABRT),
-        "{}\n{stderr}",
-        child.status
-    );
-    let id = stderr
-        .lines()
-        .find_map(|line| line.strip_prefix("spawned goroutine "))
-        .expect("the child names its goroutine");
+    let stderr = gort_suite::child_abort_message(name);
+    let id = gort_suite::spawned_id(&stderr);
     let expected = format!(
         "fatal error: goroutine {id} [segmented] stack overflow in a 16 KiB stack segment; grow with a larger segment size"
     );

@@ -3,8 +3,6 @@
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Recurses with 1 KiB frames until `limit` (never reached: the stack overflows first).
 #[inline(never)]
@@ -20,39 +18,16 @@ fn recurse(depth: u64, limit: u64) -> u64 {
 fn a_goroutine_stack_overflow_is_reported_and_aborts() {
     let name = "a_goroutine_stack_overflow_is_reported_and_aborts";
     if gort_suite::is_child(name) {
-        // The goroutine overflows only after its id is printed, so the two messages cannot
-        // interleave.
-        let go = Arc::new(AtomicBool::new(false));
-        let deep = gort::Builder::new()
-            .name("deep")
-            .stack_size(64 * 1024)
-            .spawn({
-                let go = Arc::clone(&go);
-                move || {
-                    while !go.load(Ordering::Acquire) {
-                        gort::yield_now();
-                    }
-                    recurse(0, u64::MAX)
-                }
-            })
-            .unwrap();
-        eprintln!("spawned goroutine {}", deep.id());
-        go.store(true, Ordering::Release);
-        let _ = deep.join();
+        gort_suite::announce_and_run(
+            gort::Builder::new().name("deep").stack_size(64 * 1024),
+            || {
+                recurse(0, u64::MAX);
+            },
+        );
         unreachable!("the overflow ends the process");
     }
-    let child = gort_suite::run_child(name, &[]);
-    let stderr = String::from_utf8_lossy(&child.stderr);
-    assert_eq!(
-        child.status.signal(),
-        Some(libc::SIGABRT),
-        "{}\n{stderr}",
-        child.status
-    );
-    let id = stderr
-        .lines()
-        .find_map(|line| line.strip_prefix("spawned goroutine "))
-        .expect("the child names its goroutine");
+    let stderr = gort_suite::child_abort_message(name);
+    let id = gort_suite::spawned_id(&stderr);
     let expected = format!(
         "fatal error: goroutine {id} [deep] stack overflow (reserved 64 KiB); raise it with Builder::stack_size or GORT_STACK_SIZE"
     );
