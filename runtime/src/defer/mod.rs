@@ -230,8 +230,9 @@ macro_rules! defer {
         let __gort_defer = ::core::pin::pin!($crate::defer::StackDefer::new(|| {
             $($body)*;
         }));
-        // SAFETY: the record is pinned in a hidden local of this scope, which nothing can leak,
-        // so it is dropped (running its call) when the scope ends, in this goroutine.
+        // The record is pinned in a hidden local of this scope, which nothing can leak, so it is
+        // dropped (running its call) when the scope ends, in this goroutine.
+        // SAFETY: as just said.
         unsafe { __gort_defer.as_ref().register() };
     };
 }

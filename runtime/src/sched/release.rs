@@ -124,10 +124,10 @@ mod loom_model {
             let release = unsafe { Release::new(unlock, std::ptr::from_mut(&mut held).cast()) };
             // Its M, off the goroutine's stack: records the park, then releases.
             let record_park = || {
-                // SAFETY: nobody can reach the goroutine before the release.
-                shared
-                    .record
-                    .with_mut(|record| unsafe { *record = Some(1) });
+                shared.record.with_mut(|record| {
+                    // SAFETY: nobody can reach the goroutine before the release.
+                    unsafe { *record = Some(1) }
+                });
             };
             #[cfg(not(gort_loom_release_before_park))]
             {

@@ -89,25 +89,28 @@ pub fn maybe_grow<R>(red_zone: usize, segment_size: usize, f: impl FnOnce() -> R
 pub fn grow<R>(segment_size: usize, f: impl FnOnce() -> R) -> R {
     let size = StackSize::new(segment_size.max(StackSize::MIN.bytes()))
         .unwrap_or_else(|err| panic!("gort::stack::grow: {err}"));
-    match crate::sched::current_g() {
-        Some(g) => g.growth.run_on_segment(size, f),
-        None => THREAD.with(|thread| {
-            ensure_thread_bottom(thread);
-            thread.run_on_segment(size, f)
-        }),
-    }
+    with_current(|growth| growth.run_on_segment(size, f))
+        .expect("gort::stack::grow: called while the thread ends")
 }
 
-/// The lowest usable address of the stack or segment the caller runs on.
+/// The lowest usable address of the stack or segment the caller runs on (0 if unknown).
+#[inline]
 fn current_bottom() -> usize {
+    with_current(Growth::bottom).unwrap_or(0)
+}
+
+/// Calls `f` with the growth record of the running goroutine, or of the calling thread (`None`
+/// while the thread ends).
+#[inline]
+fn with_current<R>(f: impl FnOnce(&Growth) -> R) -> Option<R> {
     match crate::sched::current_g() {
-        Some(g) => g.growth.bottom(),
+        Some(g) => Some(f(&g.growth)),
         None => THREAD
             .try_with(|thread| {
                 ensure_thread_bottom(thread);
-                thread.bottom()
+                f(thread)
             })
-            .unwrap_or(0),
+            .ok(),
     }
 }
 
@@ -121,8 +124,9 @@ fn ensure_thread_bottom(thread: &Growth) {
 /// The lowest usable address of the calling thread's stack, from the C library (0 if it cannot
 /// tell, so that [`remaining`] errs towards growing).
 fn thread_stack_limit() -> usize {
-    // SAFETY: the attribute object is initialised by `pthread_getattr_np` before it is read and
-    // destroyed once; the out-pointers are valid locals.
+    // The attribute object is initialised by `pthread_getattr_np` before it is read, and
+    // destroyed once.
+    // SAFETY: as just said; the out-pointers are valid locals.
     unsafe {
         let mut attr = MaybeUninit::<libc::pthread_attr_t>::uninit();
         if libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) != 0 {

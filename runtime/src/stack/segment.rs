@@ -76,8 +76,7 @@ impl Growth {
     /// Gives back the spare segment: its goroutine ended, or it stayed unused.
     pub(crate) fn release_spare(&self) {
         if let Some(spare) = self.spare.take() {
-            spare.set_owner(0);
-            spare.release();
+            release(spare);
         }
     }
 
@@ -90,10 +89,9 @@ impl Growth {
     pub(crate) fn run_on_segment<R>(&self, size: StackSize, f: impl FnOnce() -> R) -> R {
         let segment = match self.spare.take() {
             Some(spare) if spare.size() >= size => spare,
-            spare => {
-                if let Some(spare) = spare {
-                    spare.set_owner(0);
-                    spare.release();
+            too_small => {
+                if let Some(spare) = too_small {
+                    release(spare);
                 }
                 let segment = RawStack::allocate_segment(size)
                     .unwrap_or_else(|err| panic!("gort: cannot grow the stack by {size}: {err}"));
@@ -115,6 +113,12 @@ impl Growth {
         self.bottom.set(link.bottom);
         corosensei::on_stack(&on_segment, f)
     }
+}
+
+/// Gives a segment no frame uses back to the heap.
+fn release(segment: RawStack) {
+    segment.set_owner(0);
+    segment.release();
 }
 
 impl Drop for Growth {
