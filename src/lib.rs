@@ -142,6 +142,24 @@ pub fn rss_bytes() -> usize {
     status_kib("VmRSS:") * 1024
 }
 
+/// The bytes of `[addr, addr + len)` (page aligned) that are resident now, by `mincore`.
+///
+/// # Examples
+///
+/// ```
+/// let page = vec![1u8; 1 << 20];
+/// let addr = page.as_ptr() as usize & !4095;
+/// assert!(gort_suite::resident_bytes(addr, 4096) == 4096);
+/// ```
+pub fn resident_bytes(addr: usize, len: usize) -> usize {
+    let page = 4096;
+    let mut residency = vec![0u8; len.div_ceil(page)];
+    // SAFETY: mincore writes one byte per page of the range into `residency`, which has room.
+    let rc = unsafe { libc::mincore(addr as *mut libc::c_void, len, residency.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+    residency.iter().filter(|&&byte| byte & 1 != 0).count() * page
+}
+
 /// The page-table memory of this process in bytes (`VmPTE`).
 ///
 /// # Examples

@@ -1,11 +1,16 @@
 //! After Go's `TestDeferHeapAndStack`: goroutines repeatedly recurse with two deferred
 //! increments per level, heap records (through `Defers`, in a loop) on even depths and stack
 //! records on odd ones, with frames large enough that the recursion crosses stack segments.
+//! At the deepest level each one yields, so the collector, which runs cycles back to back on
+//! another thread meanwhile, scans it with its segments and defer chain woven through them.
+//! The test runs in a child process with `GORT_DEBUG=verify`: a bad pointer aborts it.
 //! Short in CI (P=2, N=1000, D=20); `GORT_LONG_TESTS=1` runs P=4, N=10000, D=200.
 
 use std::cell::Cell;
 use std::hint::black_box;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use gort::defer::Defers;
 
@@ -17,6 +22,7 @@ const FRAME: usize = 2048;
 fn recurse(level: u32, depth: u32, count: &Rc<Cell<u32>>) -> u32 {
     let frame = black_box([level as u8; FRAME]);
     if level == depth {
+        gort::yield_now(); // let the collector scan this goroutine at its deepest
         return count.get();
     }
     let descend =
@@ -39,10 +45,27 @@ fn recurse(level: u32, depth: u32, count: &Rc<Cell<u32>>) -> u32 {
 
 #[test]
 fn defers_on_the_heap_and_the_stack_all_run() {
+    let name = "defers_on_the_heap_and_the_stack_all_run";
+    if !gort_suite::is_child(name) {
+        gort_suite::assert_child_passes(name, &[("GORT_DEBUG", "verify")]);
+        return;
+    }
     let (procs, rounds, depth) = if std::env::var_os("GORT_LONG_TESTS").is_some() {
         (4, 10_000, 200)
     } else {
         (2, 1_000, 20)
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut cycles = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                gort::gc();
+                cycles += 1;
+            }
+            cycles
+        })
     };
     let workers: Vec<_> = (0..procs)
         .map(|_| {
@@ -53,13 +76,17 @@ fn defers_on_the_heap_and_the_stack_all_run() {
                         let count = Rc::new(Cell::new(0));
                         assert_eq!(recurse(0, depth, &count), 0, "round {round}: ran early");
                         assert_eq!(count.get(), 2 * depth, "round {round}");
-                        if round % 64 == 0 {
-                            gort::yield_now();
-                        }
                     }
                 })
                 .unwrap()
         })
         .collect();
     workers.into_iter().for_each(|w| w.join().unwrap());
+    done.store(true, Ordering::Relaxed);
+    let cycles = collector.join().unwrap();
+    let stats = gort::mem_stats();
+    eprintln!("{cycles} collector cycles ran back to back; {stats:?}");
+    assert!(cycles > 0 && stats.cycles >= cycles);
+    assert_eq!(stats.bad_pointers, 0);
+    assert!(stats.frames_walked > 0, "the collector walked no frame");
 }

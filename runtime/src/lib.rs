@@ -43,6 +43,12 @@ pub mod chan;
 #[path = "chan/operation.rs"]
 mod chan_operation;
 #[cfg(not(loom))]
+mod collector;
+/// Under loom, the collector's scan claim against segment growth is model-checked on its own.
+#[cfg(all(test, loom))]
+#[path = "collector/loom_model.rs"]
+mod collector_loom_model;
+#[cfg(not(loom))]
 pub mod defer;
 mod fence;
 pub mod heap;
@@ -65,6 +71,8 @@ pub use self::sched::{
 #[cfg(all(test, not(loom)))]
 mod testing;
 
+#[cfg(not(loom))]
+pub use self::collector::{MemStats, dump_goroutines, gc, mem_stats};
 #[cfg(not(loom))]
 pub use self::local::LocalKey;
 #[cfg(not(loom))]

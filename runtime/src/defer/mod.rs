@@ -57,6 +57,20 @@ thread_local! {
     static THREAD_CHAIN: Chain = const { Chain::new() };
 }
 
+/// The bytes of a record, for a walk that checks a record lies whole in its span.
+pub(crate) const RECORD_BYTES: usize = std::mem::size_of::<Record>();
+
+/// The record older than the one at `record` (0 if it is the oldest), for the collector's walk.
+///
+/// # Safety
+///
+/// `record` is a record of the chain of a goroutine that is not running (the caller holds its
+/// scan claim), and it lies whole in a span that is in use.
+pub(crate) unsafe fn older(record: usize) -> usize {
+    // SAFETY: by the caller's contract the memory is a record no one writes meanwhile.
+    unsafe { (*(record as *const Record)).older.get() as usize }
+}
+
 /// A goroutine's (or thread's) defer chain: the newest record, or null.
 pub(crate) struct Chain {
     head: Cell<*const Record>,
@@ -73,6 +87,11 @@ impl Chain {
     /// ends and its record is recycled.
     pub(crate) fn clear(&self) {
         self.head.set(ptr::null());
+    }
+
+    /// The newest record's address, or 0: where the collector's walk starts.
+    pub(crate) fn newest(&self) -> usize {
+        self.head.get() as usize
     }
 
     /// Calls `f` with the chain of the running goroutine, or of the calling thread.

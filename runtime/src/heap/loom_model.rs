@@ -21,14 +21,15 @@ use super::*;
 use crate::shim::atomic::AtomicUsize;
 
 /// A heap over a fake address space (the heap never touches the pages it manages).
-fn model_heap() -> Heap {
+pub(crate) fn model_heap() -> Heap {
     Heap::new(AddressSource::Fake {
         next: REGION_BYTES,
         end: 1 << ADDR_BITS,
     })
 }
 
-fn explore(model: impl Fn() + Sync + Send + 'static) {
+/// Explores `model` with the bound every heap-side model uses.
+pub(crate) fn explore(model: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(model);
@@ -109,7 +110,7 @@ fn span_reuse_against_a_lookup() {
 }
 
 /// Runs a model that must fail, and checks it failed for the expected reason.
-fn assert_caught(model: fn(), expected: &str) {
+pub(crate) fn assert_caught(model: fn(), expected: &str) {
     let caught = std::panic::catch_unwind(model);
     let payload = caught.expect_err("the model must catch the broken variant");
     let message = payload

@@ -39,7 +39,7 @@ mod pages;
 mod span;
 
 #[cfg(all(test, loom))]
-mod loom_model;
+pub(crate) mod loom_model;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -501,6 +501,48 @@ pub struct HeapStats {
     pub spans_in_use: usize,
     /// Arenas reserved so far.
     pub arenas: usize,
+    /// Allocated spans of each kind: stacks, stack segments, defer spans.
+    pub spans_by_kind: ByKind,
+    /// Bytes in allocated spans of each kind.
+    pub bytes_by_kind: ByKind,
+}
+
+/// A count per [`SpanKind`].
+///
+/// # Examples
+///
+/// ```
+/// let span = gort::heap::alloc_span(1, gort::heap::SpanKind::Defer).unwrap();
+/// let stats = gort::heap::stats();
+/// assert!(stats.spans_by_kind.defer >= 1);
+/// assert!(stats.bytes_by_kind.defer >= gort::heap::PAGE_SIZE);
+/// gort::heap::free_span(span);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ByKind {
+    /// Goroutine (and plain) stacks.
+    pub stack: usize,
+    /// Segments stacks grew into.
+    pub stack_segment: usize,
+    /// Defer spans.
+    pub defer: usize,
+}
+
+impl ByKind {
+    pub(crate) const ZERO: ByKind = ByKind {
+        stack: 0,
+        stack_segment: 0,
+        defer: 0,
+    };
+
+    fn count(&mut self, kind: SpanKind) -> &mut usize {
+        match kind {
+            SpanKind::Stack => &mut self.stack,
+            SpanKind::StackSegment => &mut self.stack_segment,
+            SpanKind::Defer => &mut self.defer,
+        }
+    }
 }
 
 /// A span heap. The process has one (behind the free functions of this module); tests and loom
@@ -554,6 +596,8 @@ impl Heap {
                 }
             };
             inner.stats.spans_in_use += 1;
+            *inner.stats.spans_by_kind.count(kind) += 1;
+            *inner.stats.bytes_by_kind.count(kind) += pages * PAGE_SIZE;
             (inner.spans.get(), first_page)
         };
         let base = first_page << PAGE_SHIFT;
@@ -578,9 +622,12 @@ impl Heap {
             handle.base(),
             handle.limit()
         );
+        let kind = handle.kind();
         handle.span().retire();
         self.index.set(handle.base(), handle.pages(), NO_SPAN);
         let mut inner = self.inner.lock();
+        *inner.stats.spans_by_kind.count(kind) -= 1;
+        *inner.stats.bytes_by_kind.count(kind) -= handle.pages() * PAGE_SIZE;
         inner
             .pages
             .free(handle.base() >> PAGE_SHIFT, handle.pages());

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use super::scheduler;
 use crate::stack::{StackSize, StackSizeError};
@@ -19,7 +20,14 @@ pub(crate) struct Config {
     pub(crate) procs: usize,
     pub(crate) stack_size: StackSize,
     pub(crate) migration: bool,
+    /// How often the collector runs a cycle by itself; `None`: only on `gort::gc()`.
+    pub(crate) gc_interval: Option<Duration>,
+    /// `GORT_DEBUG=verify`: a bad pointer found by the collector aborts the process.
+    pub(crate) verify: bool,
 }
+
+/// The collector's default interval between cycles.
+const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The process's runtime. It starts by itself, with defaults and the environment, on first use;
 /// [`Runtime::builder`] configures it before that.
@@ -50,8 +58,10 @@ impl Runtime {
 
 /// Settings for the runtime, applied by [`RuntimeBuilder::start`].
 ///
-/// Unset values come from the environment (`GORT_PROCS`, `GORT_STACK_SIZE`), then from defaults:
-/// one processor per available core, 256 KiB stacks, migration allowed.
+/// Unset values come from the environment (`GORT_PROCS`, `GORT_STACK_SIZE`, `GORT_GC_INTERVAL`),
+/// then from defaults: one processor per available core, 256 KiB stacks, migration allowed, a
+/// collector cycle every second. `GORT_DEBUG=verify` makes a bad pointer found by the collector
+/// abort the process (it is reported either way).
 ///
 /// # Examples
 ///
@@ -65,6 +75,7 @@ pub struct RuntimeBuilder {
     procs: Option<usize>,
     stack_size: Option<usize>,
     migration: Option<bool>,
+    gc_interval: Option<Option<Duration>>,
 }
 
 impl RuntimeBuilder {
@@ -107,6 +118,23 @@ impl RuntimeBuilder {
     /// ```
     pub fn migration(mut self, allowed: bool) -> Self {
         self.migration = Some(allowed);
+        self
+    }
+
+    /// How often the collector runs a cycle by itself (default: every second, or
+    /// `GORT_GC_INTERVAL` such as `500ms`, `2s` or `off`); `None` runs cycles only on
+    /// [`gort::gc`](crate::gc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = gort::Runtime::builder().gc_interval(Some(Duration::from_millis(250)));
+    /// # let _ = builder;
+    /// ```
+    pub fn gc_interval(mut self, interval: Option<Duration>) -> Self {
+        self.gc_interval = Some(interval);
         self
     }
 
@@ -173,12 +201,73 @@ impl RuntimeBuilder {
                 None => StackSize::DEFAULT,
             },
         };
+        let gc_interval = match self.gc_interval {
+            Some(interval) => interval,
+            None => match env("GORT_GC_INTERVAL")? {
+                Some(text) => parse_interval(&text).map_err(|reason| ConfigError::Env {
+                    variable: "GORT_GC_INTERVAL",
+                    value: text.clone(),
+                    reason,
+                })?,
+                None => Some(DEFAULT_GC_INTERVAL),
+            },
+        };
+        let verify = match env("GORT_DEBUG")? {
+            Some(text) => parse_debug(&text).map_err(|reason| ConfigError::Env {
+                variable: "GORT_DEBUG",
+                value: text.clone(),
+                reason,
+            })?,
+            None => false,
+        };
         Ok(Config {
             procs,
             stack_size,
             migration: self.migration.unwrap_or(true),
+            gc_interval,
+            verify,
         })
     }
+}
+
+/// Parses a collector interval: `off`, `0`, or a number with a unit (`ns`, `us`, `ms`, `s`,
+/// `m`), like Go's durations.
+fn parse_interval(text: &str) -> Result<Option<Duration>, String> {
+    let text = text.trim();
+    if text == "off" || text == "0" {
+        return Ok(None);
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| "missing a unit: write it like 500ms, 2s or off".to_owned())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{number:?} is not a number"))?;
+    let seconds_per_unit = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        _ => return Err(format!("unknown unit {unit:?}: use ns, us, ms, s or m")),
+    };
+    let interval = Duration::try_from_secs_f64(number * seconds_per_unit)
+        .map_err(|_| "out of range".to_owned())?;
+    Ok((!interval.is_zero()).then_some(interval))
+}
+
+/// Parses `GORT_DEBUG`: a comma-separated list of debug options (only `verify` for now).
+fn parse_debug(text: &str) -> Result<bool, String> {
+    let mut verify = false;
+    for option in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        match option {
+            "verify" | "verify=1" => verify = true,
+            "verify=0" => verify = false,
+            other => return Err(format!("unknown option {other:?}: the options are verify")),
+        }
+    }
+    Ok(verify)
 }
 
 fn env(variable: &'static str) -> Result<Option<String>, ConfigError> {
@@ -195,10 +284,14 @@ fn env(variable: &'static str) -> Result<Option<String>, ConfigError> {
 
 fn describe(config: Config) -> String {
     format!(
-        "procs {}, stack size {}, migration {}",
+        "procs {}, stack size {}, migration {}, gc interval {}",
         config.procs,
         config.stack_size,
-        if config.migration { "allowed" } else { "off" }
+        if config.migration { "allowed" } else { "off" },
+        match config.gc_interval {
+            Some(interval) => format!("{interval:?}"),
+            None => "off".to_owned(),
+        }
     )
 }
 

@@ -33,7 +33,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use parking_lot::Mutex;
@@ -42,6 +42,8 @@ use super::join::JoinState;
 use super::registry;
 use super::release::Release;
 use super::scheduler::M;
+use super::status::{self, StatusWord};
+use crate::collector::Stopped;
 use crate::defer::Chain;
 use crate::local::Table;
 use crate::stack::{Growth, Stack, StackSize};
@@ -61,22 +63,6 @@ pub(crate) enum Switch {
 }
 
 pub(crate) type GoroutineCoroutine = Coroutine<(), Switch, (), Stack>;
-
-/// Status values (Go's `_Gidle` … `_Gdead`) and the scan bit.
-pub(crate) mod status {
-    /// Not spawned yet, or free for reuse.
-    pub(crate) const IDLE: u32 = 0;
-    /// Spawned or yielded, queued to run.
-    pub(crate) const RUNNABLE: u32 = 1;
-    /// Running on an M.
-    pub(crate) const RUNNING: u32 = 2;
-    /// Parked, or woken and queued but not running yet (the park word tells which).
-    pub(crate) const WAITING: u32 = 3;
-    /// Finished.
-    pub(crate) const DEAD: u32 = 4;
-    /// Held by the collector while it scans the goroutine's stack.
-    pub(crate) const SCAN: u32 = 0x1000;
-}
 
 /// What a waiting goroutine waits for, as deadlock reports and dumps print it (Go's wait
 /// reasons where Go has the concept).
@@ -213,7 +199,7 @@ pub(crate) struct G {
     name: UnsafeCell<Option<Box<str>>>,
     /// The stack the goroutine gets when it first runs; written only while the record is free.
     stack_size: Cell<StackSize>,
-    status: AtomicU32,
+    status: StatusWord,
     pub(crate) park: AtomicU8,
     wait_reason: AtomicU8,
     /// The M this goroutine must run on (`lock_os_thread`, or the no-migration mode), or null.
@@ -240,6 +226,9 @@ pub(crate) struct G {
     /// The goroutine's defer chain (see `crate::defer`): touched by the goroutine itself, by
     /// its M after it ends, and by a collector holding its scan claim.
     pub(crate) defers: Chain,
+    /// Where its frames are while it is stopped (see `crate::collector`): written by the
+    /// goroutine as it suspends, read by a collector holding its scan claim.
+    pub(crate) stopped: Stopped,
 }
 
 // SAFETY: `coroutine` and `yielder` are touched only by the M running the goroutine or by the
@@ -258,7 +247,7 @@ impl G {
             id: Cell::new(GoroutineId(NonZeroU64::MIN)),
             name: UnsafeCell::new(None),
             stack_size: Cell::new(StackSize::DEFAULT),
-            status: AtomicU32::new(status::IDLE),
+            status: StatusWord::new(status::IDLE),
             park: AtomicU8::new(super::park::EMPTY),
             wait_reason: AtomicU8::new(WaitReason::None as u8),
             locked_to: AtomicPtr::new(std::ptr::null_mut()),
@@ -270,6 +259,7 @@ impl G {
             parked: UnsafeCell::new(None),
             growth: Growth::new(),
             defers: Chain::new(),
+            stopped: Stopped::new(),
         }
     }
 
@@ -309,32 +299,24 @@ impl G {
         unsafe { *self.coroutine.get() = Some(coroutine) };
     }
 
-    /// Moves the status from `RUNNING` to `to`. A plain store suffices: a scan only takes the
-    /// `SCAN` bit of a runnable or waiting goroutine, so nothing else writes a running one's
-    /// status.
+    /// Moves the status from `RUNNING` to `to` (see [`StatusWord::leave_running`]).
     pub(crate) fn leave_running(&self, to: u32) {
-        debug_assert_eq!(self.status.load(Ordering::Relaxed), status::RUNNING);
-        self.status.store(to, Ordering::Release);
+        self.status.leave_running(to);
     }
 
-    /// Moves the status of a queued goroutine (`RUNNABLE`, or `WAITING` if it was woken from a
-    /// park) to `RUNNING`, waiting while a scan holds the `SCAN` bit.
+    /// Moves the status of a queued goroutine to `RUNNING`, waiting while a scan holds it.
     pub(crate) fn start_running(&self) {
-        let mut from = self.status.load(Ordering::Relaxed) & !status::SCAN;
-        while let Err(actual) = self.status.compare_exchange_weak(
-            from,
-            status::RUNNING,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            from = actual & !status::SCAN;
-            assert!(
-                from == status::RUNNABLE || from == status::WAITING,
+        if let Err(actual) = self.status.start_running() {
+            panic!(
                 "goroutine {}: status {actual:#x}, expected a queued goroutine",
                 self.id()
             );
-            std::hint::spin_loop();
         }
+    }
+
+    /// The status word, for the collector's claim.
+    pub(crate) fn status(&self) -> &StatusWord {
+        &self.status
     }
 
     /// Parks the goroutine's run-queue reference `g` in its own record and commits the park:
@@ -384,10 +366,7 @@ impl G {
 
     /// Whether the goroutine has been spawned and has not finished.
     pub(crate) fn is_live(&self) -> bool {
-        matches!(
-            self.status.load(Ordering::Acquire) & !status::SCAN,
-            status::RUNNABLE | status::RUNNING | status::WAITING
-        )
+        self.status.is_live()
     }
 
     /// Binds the goroutine to M `m` (which never exits).
@@ -452,6 +431,7 @@ impl G {
     pub(crate) unsafe fn suspend(&self, why: Switch) {
         let yielder = self.yielder.get();
         debug_assert!(!yielder.is_null());
+        self.stopped.record_suspend();
         // SAFETY: the yielder lives on this never-moving stack; the caller is the goroutine.
         unsafe { (*yielder).suspend(why) }
     }
@@ -491,7 +471,8 @@ impl GRef {
             .locked_to
             .store(std::ptr::null_mut(), Ordering::Relaxed);
         record.lock_count.set(0);
-        record.status.store(status::RUNNABLE, Ordering::Relaxed);
+        record.stopped.reset();
+        record.status.set_unshared(status::RUNNABLE);
         record.refs.store(3, Ordering::Release);
         (GRef(NonNull::from(record)), GRef(NonNull::from(record)))
     }
@@ -603,7 +584,7 @@ impl Drop for FreeList {
 fn recycle(record: &GRef) {
     // SAFETY: records are leaked by `GRef::spawn` and never freed.
     let record: &'static G = unsafe { &*record.0.as_ptr() };
-    record.status.store(status::IDLE, Ordering::Relaxed);
+    record.status.set_unshared(status::IDLE);
     // SAFETY: nothing refers to the record (its count is zero).
     unsafe {
         *record.name.get() = None;

@@ -38,6 +38,8 @@ mod registry;
 mod release;
 #[cfg(not(loom))]
 mod scheduler;
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) mod status;
 #[cfg(not(loom))]
 mod sysmon;
 
@@ -52,6 +54,26 @@ pub(crate) use self::release::Release;
 pub(crate) use self::scheduler::{
     Blocker, Waiter, current_g, park_current, park_releasing, ready_parked,
 };
+
+/// Calls `f` with every live goroutine (spawned and not finished), holding a reference to it.
+#[cfg(not(loom))]
+pub(crate) fn for_each_goroutine(f: impl FnMut(&G)) {
+    registry::for_each(f);
+}
+
+/// Moves the cached stacks of idle processors to the global pool, for the scavenger.
+#[cfg(not(loom))]
+pub(crate) fn flush_idle_stack_caches() {
+    if let Some(sched) = scheduler::get() {
+        sched.flush_idle_stack_caches();
+    }
+}
+
+/// Starts the runtime from the environment and defaults if it is not running.
+#[cfg(not(loom))]
+pub(crate) fn ensure_running() -> Result<(), ConfigError> {
+    config::runtime().map(|_| ())
+}
 
 /// The running goroutine's local values, if the caller is a goroutine.
 #[cfg(not(loom))]

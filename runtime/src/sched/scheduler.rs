@@ -26,9 +26,10 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use parking_lot::{Condvar, Mutex};
 
 use super::config::Config;
-use super::g::{G, GRef, Switch, WaitReason, status};
+use super::g::{G, GRef, Switch, WaitReason};
 use super::ownership::{self, Lease, Ownership, UserFlag};
 use super::release::Release;
+use super::status;
 use super::{join, park};
 use crate::stack::{Stack, StackCache};
 
@@ -207,6 +208,7 @@ pub(crate) fn start(config: Config) -> &'static Scheduler {
     if started {
         super::overflow::install();
         super::sysmon::start(sched);
+        crate::collector::start(sched.config.gc_interval, sched.config.verify);
     }
     sched
 }
@@ -418,6 +420,15 @@ impl Scheduler {
             .name(format!("gort-m{id}"))
             .spawn(move || self.run_m(m))
             .expect("cannot start a thread for the gort scheduler");
+    }
+
+    /// Moves the cached stacks of every idle P to the global pool.
+    pub(crate) fn flush_idle_stack_caches(&self) {
+        let idle = self.idle.lock();
+        for &p in &idle.ps {
+            // SAFETY: a P on the idle list is held by no M, and taking it off needs this lock.
+            unsafe { self.p(p).local() }.stacks.flush();
+        }
     }
 
     /// Puts the P on the idle list.
@@ -829,7 +840,8 @@ impl Scheduler {
             Ok(stack) => {
                 // The fault handler finds the goroutine of a stack through the span's owner word.
                 stack.set_owner(g.as_ptr() as u64);
-                g.growth.start(stack.bottom(), g.as_ptr() as u64);
+                g.growth
+                    .start(stack.bottom(), stack.top(), g.as_ptr() as u64);
                 let coroutine = Coroutine::with_stack(stack, goroutine_main);
                 // SAFETY: this M moved the status to RUNNING.
                 unsafe { g.set_coroutine(coroutine) };
@@ -983,6 +995,7 @@ fn with_current_p<R>(f: impl FnOnce(&P, &mut Local) -> R) -> Option<R> {
 fn goroutine_main(yielder: &Yielder<(), Switch>, (): ()) {
     let g = current_g().expect("a goroutine starts on an M");
     g.set_yielder(yielder);
+    g.stopped.record_entry();
     // SAFETY: this is goroutine `g`, starting.
     unsafe { join::run_body(g) };
 }

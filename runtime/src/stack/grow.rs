@@ -117,7 +117,7 @@ fn with_current<R>(f: impl FnOnce(&Growth) -> R) -> Option<R> {
 /// Records the thread's own stack limit the first time the thread asks.
 fn ensure_thread_bottom(thread: &Growth) {
     if thread.bottom() == 0 {
-        thread.start(thread_stack_limit(), 0);
+        thread.start(thread_stack_limit(), 0, 0);
     }
 }
 

@@ -24,14 +24,31 @@ pub(crate) unsafe fn release(addr: usize, len: usize) -> io::Result<()> {
     }
 }
 
-/// The bytes of `[addr, addr + len)` that are resident (committed) now, by `mincore`.
+/// The bytes of `[addr, addr + len)` that are resident (committed) now, by `mincore`, in
+/// chunks that fit a buffer on the stack (no allocation: the collector calls this per stack).
 pub(crate) fn resident_bytes(addr: usize, len: usize) -> io::Result<usize> {
+    const CHUNK_PAGES: usize = 512;
     let page = os_page_size();
-    let mut residency = vec![0u8; len.div_ceil(page)];
-    // SAFETY: mincore writes one byte per page into `residency`, which has room.
-    let rc = unsafe { libc::mincore(addr as *mut libc::c_void, len, residency.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+    let mut residency = [0u8; CHUNK_PAGES];
+    let mut resident = 0;
+    let mut start = addr;
+    let end = addr + len;
+    while start < end {
+        let chunk = (end - start).min(CHUNK_PAGES * page);
+        // SAFETY: mincore writes one byte per page of the chunk into `residency`, which has room
+        // for `CHUNK_PAGES`.
+        let rc =
+            unsafe { libc::mincore(start as *mut libc::c_void, chunk, residency.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let pages = chunk.div_ceil(page);
+        resident += residency[..pages]
+            .iter()
+            .filter(|&&byte| byte & 1 != 0)
+            .count()
+            * page;
+        start += chunk;
     }
-    Ok(residency.iter().filter(|&&byte| byte & 1 != 0).count() * page)
+    Ok(resident)
 }

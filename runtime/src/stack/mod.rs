@@ -19,7 +19,7 @@
 
 mod grow;
 mod guard;
-mod memory;
+pub(crate) mod memory;
 mod pool;
 pub(crate) mod raw;
 mod segment;
@@ -40,8 +40,8 @@ use crate::heap::HeapError;
 
 pub use self::grow::{grow, maybe_grow, remaining};
 pub use self::guard::{GuardMode, guard_mode};
-pub(crate) use self::pool::StackCache;
-pub(crate) use self::segment::Growth;
+pub(crate) use self::pool::{StackCache, scavenge};
+pub(crate) use self::segment::{Growth, SpareAge};
 pub use self::size::{StackSize, StackSizeError};
 
 /// A goroutine stack: a guarded span of the span heap that a coroutine can run on.

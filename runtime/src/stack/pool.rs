@@ -5,9 +5,18 @@
 //! Taking and returning a stack touches only the caller's cache; the global pool's lock is
 //! taken once per batch of half a cache, and the heap only when the pool is empty or full.
 //!
+//! The collector's scavenger returns the pages of pooled stacks that stayed in the pool for a
+//! whole cycle ([`scavenge`]). The pool is a LIFO list, so its oldest stacks are at the bottom:
+//! each class remembers how low the list got since the last scavenge (the bottom `untouched`
+//! stacks were not taken since) and how many of its bottom stacks are scavenged already.
+//!
 //! Invariants:
-//! - cached and pooled stacks keep their committed pages and their guard, so reuse costs no
-//!   system call;
+//! - cached and pooled stacks keep their guard; they keep their committed pages, so reuse costs
+//!   no system call, until the scavenger gives back those of a stack that stayed pooled for a
+//!   whole collector cycle;
+//! - a pooled stack's pages are given back only while the pool's lock is held, so nobody can
+//!   take it and run on it meanwhile;
+//! - `scavenged <= untouched <= len` hold for each class whenever its lock is free;
 //! - a stack leaves the pool for the heap only through `RawStack::release`;
 //! - each cache holds at most `cache_capacity` stacks of a class, the pool `pool_capacity`.
 
@@ -19,7 +28,59 @@ use super::{StackError, StackSize};
 use crate::shim::Mutex;
 
 /// The global pool: one list of stacks per class.
-static POOL: [Mutex<Vec<RawStack>>; CLASSES] = [const { Mutex::new(Vec::new()) }; CLASSES];
+static POOL: [Mutex<Pooled>; CLASSES] = [const { Mutex::new(Pooled::new()) }; CLASSES];
+
+/// A class's pooled stacks, oldest at the bottom.
+struct Pooled {
+    stacks: Vec<RawStack>,
+    /// How many stacks at the bottom were not taken since the last scavenge.
+    untouched: usize,
+    /// How many stacks at the bottom have had their pages given back.
+    scavenged: usize,
+}
+
+impl Pooled {
+    const fn new() -> Pooled {
+        Pooled {
+            stacks: Vec::new(),
+            untouched: 0,
+            scavenged: 0,
+        }
+    }
+
+    /// Moves the stacks above the bottom `keep` into `into`.
+    fn take_above(&mut self, keep: usize, into: &mut Vec<RawStack>) {
+        into.extend(self.stacks.drain(keep..));
+        self.untouched = self.untouched.min(keep);
+        self.scavenged = self.scavenged.min(keep);
+    }
+}
+
+/// Stacks scavenged per hold of a class's lock, so that spawns wait at most that long.
+const SCAVENGE_BATCH: usize = 16;
+
+/// Gives back the pages of pooled stacks that no one took since the last call (the collector
+/// calls it once per cycle). Answers the bytes that were resident.
+pub(crate) fn scavenge() -> usize {
+    let mut returned = 0;
+    for class in &POOL {
+        loop {
+            let mut pooled = class.lock();
+            let end = pooled.untouched.min(pooled.scavenged + SCAVENGE_BATCH);
+            if pooled.scavenged >= end {
+                pooled.untouched = pooled.stacks.len();
+                break;
+            }
+            for stack in &pooled.stacks[pooled.scavenged..end] {
+                // SAFETY: a pooled stack runs nothing, and no one can take it while we hold the
+                // lock (module invariant).
+                returned += unsafe { stack.give_back_pages() };
+            }
+            pooled.scavenged = end;
+        }
+    }
+    returned
+}
 
 thread_local! {
     static THREAD_CACHE: RefCell<StackCache> = const { RefCell::new(StackCache::new()) };
@@ -64,8 +125,8 @@ impl StackCache {
         let stacks = &mut self.classes[size.class()];
         if stacks.is_empty() {
             let mut pooled = POOL[size.class()].lock();
-            let keep = pooled.len().saturating_sub(cache_capacity(size) / 2);
-            stacks.extend(pooled.drain(keep..));
+            let keep = pooled.stacks.len().saturating_sub(cache_capacity(size) / 2);
+            pooled.take_above(keep, stacks);
         }
         stacks.pop()
     }
@@ -80,15 +141,20 @@ impl StackCache {
             spill(size, stacks, cache_capacity(size) / 2);
         }
     }
-}
 
-impl Drop for StackCache {
-    fn drop(&mut self) {
+    /// Moves every cached stack to the global pool (where the scavenger finds them).
+    pub(crate) fn flush(&mut self) {
         for stacks in &mut self.classes {
             if let Some(size) = stacks.first().map(RawStack::size) {
                 spill(size, stacks, 0);
             }
         }
+    }
+}
+
+impl Drop for StackCache {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -121,9 +187,9 @@ pub(crate) fn give_back(stack: RawStack) {
 fn spill(size: StackSize, stacks: &mut Vec<RawStack>, keep: usize) {
     let excess = {
         let mut pooled = POOL[size.class()].lock();
-        let room = pool_capacity(size).saturating_sub(pooled.len());
+        let room = pool_capacity(size).saturating_sub(pooled.stacks.len());
         let to_pool = (stacks.len() - keep).min(room);
-        pooled.extend(stacks.drain(keep..keep + to_pool));
+        pooled.stacks.extend(stacks.drain(keep..keep + to_pool));
         stacks.split_off(keep)
     };
     for stack in excess {

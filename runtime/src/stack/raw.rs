@@ -89,6 +89,27 @@ impl RawStack {
         self.span.set_owner(owner);
     }
 
+    /// Gives the committed pages of the stack back to the OS, keeping the span and its guard;
+    /// answers the bytes that were resident.
+    ///
+    /// # Safety
+    ///
+    /// No one runs on the stack, and nothing relies on its contents.
+    pub(crate) unsafe fn give_back_pages(&self) -> usize {
+        let resident = memory::resident_bytes(self.bottom(), self.size.bytes()).unwrap_or(0);
+        if resident > 0 {
+            // SAFETY: by the caller's contract the contents are no one's.
+            if let Err(err) = unsafe { memory::release(self.bottom(), self.size.bytes()) } {
+                log::warn!(
+                    "gort: giving back the pages of an unused {} stack failed: {err}",
+                    self.size
+                );
+                return 0;
+            }
+        }
+        resident
+    }
+
     /// Returns the usable pages to the OS, removes the guard and frees the span.
     pub(crate) fn release(self) {
         let RawStack {

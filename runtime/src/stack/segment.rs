@@ -20,21 +20,28 @@
 //! - the spare is a segment no frame uses, kept so that a call crossing the boundary in a loop
 //!   does not allocate each time (Go's hot-split problem);
 //! - a segment's owner word names its goroutine (0 on a thread) while it is in use or spare, for
-//!   the fault handler and the collector.
+//!   the fault handler and the collector;
+//! - `spare_used` is set whenever the spare changes hands, and cleared only by the collector
+//!   ([`Growth::age_spare`]): a spare the collector finds unused since its last look goes back
+//!   to the heap.
 
 use std::cell::Cell;
 use std::ptr;
 
 use corosensei::stack::StackPointer;
 
-use super::StackSize;
 use super::raw::RawStack;
+use super::{StackSize, memory};
 
 /// Which stack or segment a goroutine or thread runs on, the segments it uses and its spare.
 pub(crate) struct Growth {
+    /// The goroutine's (or thread's) own stack: its lowest usable address and its top.
+    stack: Cell<(usize, usize)>,
     bottom: Cell<usize>,
     active: Cell<*const Link>,
     spare: Cell<Option<RawStack>>,
+    /// Whether the spare was used since the collector last looked.
+    spare_used: Cell<bool>,
     /// The owner word of its segments: the goroutine record's address, or 0 on a thread.
     owner: Cell<u64>,
 }
@@ -52,17 +59,20 @@ struct Link {
 impl Growth {
     pub(crate) const fn new() -> Growth {
         Growth {
+            stack: Cell::new((0, 0)),
             bottom: Cell::new(0),
             active: Cell::new(ptr::null()),
             spare: Cell::new(None),
+            spare_used: Cell::new(false),
             owner: Cell::new(0),
         }
     }
 
-    /// Starts recording a stack whose lowest usable address is `bottom`, run by `owner` (a
-    /// goroutine record's address, or 0 for a thread).
-    pub(crate) fn start(&self, bottom: usize, owner: u64) {
+    /// Starts recording a stack `[bottom, top)` (its usable part), run by `owner` (a goroutine
+    /// record's address, or 0 for a thread).
+    pub(crate) fn start(&self, bottom: usize, top: usize, owner: u64) {
         debug_assert!(self.active.get().is_null());
+        self.stack.set((bottom, top));
         self.bottom.set(bottom);
         self.owner.set(owner);
     }
@@ -71,6 +81,41 @@ impl Growth {
     #[inline]
     pub(crate) fn bottom(&self) -> usize {
         self.bottom.get()
+    }
+
+    /// The usable part `[bottom, top)` of the goroutine's (or thread's) own stack.
+    pub(crate) fn stack(&self) -> (usize, usize) {
+        self.stack.get()
+    }
+
+    /// The segments in use, innermost first: their lowest usable addresses.
+    pub(crate) fn segments(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut link = self.active.get();
+        std::iter::from_fn(move || {
+            // SAFETY: a link stays in the list only while the frame holding it lives (module
+            // invariant), and the caller is the owner or holds its scan claim.
+            let current = unsafe { link.as_ref() }?;
+            link = current.outer;
+            Some(current.bottom)
+        })
+    }
+
+    /// The collector's look at the spare, for a goroutine that is not running: a spare unused
+    /// since the last look goes back to the heap; one used since is kept, its committed pages
+    /// given back to the OS. `None` without a spare.
+    pub(crate) fn age_spare(&self) -> Option<SpareAge> {
+        let spare = self.spare.take()?;
+        if !self.spare_used.replace(false) {
+            let resident =
+                memory::resident_bytes(spare.bottom(), spare.size().bytes()).unwrap_or(0);
+            release(spare);
+            return Some(SpareAge::Released { resident });
+        }
+        // SAFETY: no frame uses the spare (module invariant), and the caller is its owner or
+        // holds the owner's scan claim, so nothing runs on it until we put it back.
+        let resident = unsafe { spare.give_back_pages() };
+        self.spare.set(Some(spare));
+        Some(SpareAge::Kept { resident })
     }
 
     /// Gives back the spare segment: its goroutine ended, or it stayed unused.
@@ -88,7 +133,10 @@ impl Growth {
     /// its guard), with the reason; and whatever `f` panics with.
     pub(crate) fn run_on_segment<R>(&self, size: StackSize, f: impl FnOnce() -> R) -> R {
         let segment = match self.spare.take() {
-            Some(spare) if spare.size() >= size => spare,
+            Some(spare) if spare.size() >= size => {
+                self.spare_used.set(true);
+                spare
+            }
             too_small => {
                 if let Some(spare) = too_small {
                     release(spare);
@@ -113,6 +161,14 @@ impl Growth {
         self.bottom.set(link.bottom);
         corosensei::on_stack(&on_segment, f)
     }
+}
+
+/// What the collector's look at a spare did ([`Growth::age_spare`]).
+pub(crate) enum SpareAge {
+    /// Unused for a cycle: released to the heap with `resident` bytes committed.
+    Released { resident: usize },
+    /// Used since the last look: kept, and its `resident` committed bytes given back.
+    Kept { resident: usize },
 }
 
 /// Gives a segment no frame uses back to the heap.
@@ -147,6 +203,7 @@ impl Drop for OnSegment<'_> {
         self.growth.bottom.set(self.link.below);
         self.growth.release_spare();
         self.growth.spare.set(self.segment.take());
+        self.growth.spare_used.set(true);
     }
 }
 

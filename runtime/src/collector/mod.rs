@@ -1,0 +1,247 @@
+//! The collector: a background thread that, every `GORT_GC_INTERVAL` (1 s by default) and on
+//! [`gc`], takes the goroutines one at a time with their scan claim and
+//!
+//! - walks each one's frame-pointer chain and defer chain, resolving every pointer with
+//!   `span_of` (a pointer that does not lie in the goroutine's stack spans, or a defer record
+//!   outside them and the defer spans, is reported like Go's `badPointer`; with
+//!   `GORT_DEBUG=verify` the process aborts);
+//! - measures the stack depth in use, and shrinks a stack that uses less than a quarter of its
+//!   committed pages by giving back the pages far below its stack pointer;
+//! - gives back a spare segment unused for a cycle, and the pages of one used since;
+//! - then scavenges: gives back the pages of pooled stacks no one took for a whole cycle, after
+//!   moving idle processors' cached stacks to the pool;
+//! - and publishes [`MemStats`].
+//!
+//! It never stops the world: other goroutines spawn, run, grow their stacks into new segments
+//! and exit on every other thread meanwhile. That is the race of the two seed commits: a segment
+//! a goroutine grew into is published by the heap's protocol before any link points into it,
+//! and the goroutine's scan claim orders its links before the scan (see `sched::status`).
+//!
+//! The frame walk needs frame pointers: build with `-C force-frame-pointers=yes` (this
+//! repository's `.cargo/config.toml` does). Without them the collector still walks defer
+//! chains, measures depth from the stack pointer, shrinks and scavenges. A frame of foreign code
+//! built without frame pointers (a C library calling back into Rust that then parks) can break
+//! the chain; the walk then reports the pointer it could not place.
+//!
+//! Invariants:
+//! - one cycle or dump at a time (the `SCANNER` lock): a goroutine's claim is taken by one
+//!   scanner, never by two;
+//! - a goroutine is held only for its own scan: its claim is released before the next is taken.
+
+mod dump;
+mod scan;
+mod shrink;
+mod stats;
+mod stopped;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+pub use self::dump::dump_goroutines;
+pub use self::stats::{MemStats, mem_stats};
+pub(crate) use self::stopped::Stopped;
+use crate::sched::{self, G, status};
+use crate::stack::SpareAge;
+
+/// Cycles requested by [`gc`] and cycles completed.
+struct Control {
+    requested: u64,
+    completed: u64,
+}
+
+static CONTROL: Mutex<Control> = Mutex::new(Control {
+    requested: 0,
+    completed: 0,
+});
+/// Wakes the collector for a requested cycle.
+static REQUEST: Condvar = Condvar::new();
+/// Wakes the callers of [`gc`] when a cycle completes.
+static COMPLETED: Condvar = Condvar::new();
+
+/// Held by whoever takes goroutines' scan claims: a cycle, or a dump.
+static SCANNER: Mutex<Scanner> = Mutex::new(Scanner { verify: false });
+
+/// The collector's settings.
+struct Scanner {
+    /// Abort on a bad pointer (`GORT_DEBUG=verify`).
+    verify: bool,
+}
+
+/// The instant the collector started, which wait times count from.
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Starts the collector thread: a cycle every `interval` (never if `None`) and on [`gc`].
+pub(crate) fn start(interval: Option<Duration>, verify: bool) {
+    EPOCH.get_or_init(Instant::now);
+    SCANNER.lock().verify = verify;
+    dump::install_sigquit_handler();
+    thread::Builder::new()
+        .name("gort-collector".into())
+        .spawn(move || run(interval))
+        .expect("cannot start the gort collector thread");
+}
+
+/// Milliseconds since the collector started.
+fn now_ms() -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn run(interval: Option<Duration>) {
+    loop {
+        let target = {
+            let mut control = CONTROL.lock();
+            if control.requested == control.completed {
+                match interval {
+                    Some(interval) => {
+                        REQUEST.wait_for(&mut control, interval);
+                    }
+                    None => REQUEST.wait(&mut control),
+                }
+            }
+            control.requested
+        };
+        cycle();
+        let mut control = CONTROL.lock();
+        control.completed = control.completed.max(target);
+        COMPLETED.notify_all();
+    }
+}
+
+/// Runs a full collector cycle that starts after the call, and returns when it is done (like
+/// Go's `runtime.GC`). The runtime starts if it is not running. In a goroutine, the wait hands
+/// the goroutine's processor to others, as [`gort::blocking`](crate::blocking) does.
+///
+/// # Panics
+///
+/// If the runtime cannot start (a bad `GORT_*` variable).
+///
+/// # Examples
+///
+/// ```
+/// let before = gort::mem_stats().cycles;
+/// gort::gc();
+/// assert!(gort::mem_stats().cycles > before);
+/// ```
+pub fn gc() {
+    if let Err(err) = crate::sched::ensure_running() {
+        panic!("gort::gc: {err}");
+    }
+    crate::blocking(|| {
+        let mut control = CONTROL.lock();
+        control.requested += 1;
+        let ticket = control.requested;
+        REQUEST.notify_one();
+        while control.completed < ticket {
+            COMPLETED.wait(&mut control);
+        }
+    });
+}
+
+/// What a cycle adds up.
+#[derive(Default)]
+struct Totals {
+    scanned: usize,
+    frames: usize,
+    in_use: usize,
+    max_in_use: usize,
+    resident: usize,
+    shrunk: u64,
+    scavenged: u64,
+    bad: u64,
+    max_pause: Duration,
+}
+
+fn cycle() {
+    let started = Instant::now();
+    let scanner = SCANNER.lock();
+    let now = now_ms();
+    let mut totals = Totals::default();
+    sched::for_each_goroutine(|g| {
+        let held = Instant::now();
+        let Some(status) = g.status().try_claim_scan() else {
+            // Running (or just finished): its last measure stands.
+            totals.resident += g.stopped.measured().1;
+            return;
+        };
+        scan_one(&scanner, g, status, now, &mut totals);
+        g.status().release_scan(status);
+        totals.max_pause = totals.max_pause.max(held.elapsed());
+    });
+    drop(scanner);
+    sched::flush_idle_stack_caches();
+    totals.scavenged += crate::stack::scavenge() as u64;
+    let last = stats::last();
+    stats::publish(MemStats {
+        stack_resident_bytes: totals.resident,
+        stack_in_use_bytes: totals.in_use,
+        max_stack_in_use_bytes: totals.max_in_use,
+        cycles: last.cycles + 1,
+        goroutines_scanned: totals.scanned,
+        frames_walked: last.frames_walked + totals.frames as u64,
+        shrunk_bytes: last.shrunk_bytes + totals.shrunk,
+        scavenged_bytes: last.scavenged_bytes + totals.scavenged,
+        bad_pointers: last.bad_pointers + totals.bad,
+        last_cycle: started.elapsed(),
+        last_cycle_max_pause: totals.max_pause,
+        ..stats::mem_stats()
+    });
+}
+
+/// Scans, measures and shrinks goroutine `g`, whose scan claim the caller took (it had
+/// `status`).
+fn scan_one(scanner: &Scanner, g: &G, status: u32, now: u64, totals: &mut Totals) {
+    if status == status::WAITING {
+        g.stopped.waiting_since(now);
+    }
+    let (fp, _) = g.stopped.frames();
+    if fp == 0 {
+        return; // not started: no stack yet
+    }
+    match g.growth.age_spare() {
+        Some(SpareAge::Released { resident }) => totals.scavenged += resident as u64,
+        Some(SpareAge::Kept { resident }) => totals.shrunk += resident as u64,
+        None => {}
+    }
+    totals.scanned += 1;
+    if !g.stopped.take_ran() {
+        let (in_use, resident) = g.stopped.measured();
+        totals.in_use += in_use;
+        totals.max_in_use = totals.max_in_use.max(in_use);
+        totals.resident += resident;
+        return;
+    }
+    let found = scan::scan(g);
+    totals.frames += found.frames + found.defers;
+    for bad in &found.bad {
+        report(scanner, g, bad);
+    }
+    totals.bad += found.bad.len() as u64;
+    let (bottom, top) = g.growth.stack();
+    let resident = if g.growth.segments().next().is_none() {
+        let shrink = shrink::shrink(bottom, top, g.stopped.sp());
+        totals.shrunk += shrink.released as u64;
+        shrink.resident
+    } else {
+        // On a segment: its pages and the stack's stay as they are.
+        crate::stack::memory::resident_bytes(bottom, top - bottom).unwrap_or(0)
+    };
+    g.stopped.remember(found.in_use, resident);
+    totals.in_use += found.in_use;
+    totals.max_in_use = totals.max_in_use.max(found.in_use);
+    totals.resident += resident;
+}
+
+/// Reports a bad pointer like Go's `badPointer`; with `GORT_DEBUG=verify`, aborts.
+fn report(scanner: &Scanner, g: &G, bad: &scan::BadPointer) {
+    eprintln!("runtime: {bad}");
+    if scanner.verify {
+        eprintln!(
+            "fatal error: found bad pointer in goroutine {}'s stack (GORT_DEBUG=verify)",
+            g.id()
+        );
+        std::process::abort();
+    }
+}
