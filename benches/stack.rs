@@ -11,6 +11,11 @@
 //! cargo bench --bench stack
 //! ```
 //!
+//! - a collector cycle over 100,000 parked goroutines (10,000 in debug builds, which CI runs
+//!   once): the first cycle after they parked (each one ran since the last cycle, so each is
+//!   walked, measured and shrunk) prints its time and the longest it held one goroutine; the
+//!   timed cycles after it find them unchanged. may and tokio have no collector to compare.
+//!
 //! may's worker threads cannot be stopped, so its measurements run last, under the same names.
 
 use std::hint::black_box;
@@ -146,10 +151,62 @@ fn deep(c: &mut Criterion) {
     bench_deep(c, "gort", gort_deep_batch);
 }
 
+/// Parked goroutines a collector cycle goes over.
+const PARKED: usize = if cfg!(debug_assertions) {
+    10_000
+} else {
+    100_000
+};
+
+/// Parks [`PARKED`] goroutines 4 KiB deep, runs `cycles` collector cycles over them and answers
+/// the statistics of the first (every goroutine ran since the last cycle), then releases them.
+fn parked_cycle(c: &mut Criterion) {
+    let mut firsts = Vec::new();
+    for _ in 0..3 {
+        let (release_tx, release) = gort::chan::bounded::<()>(0);
+        let parked = Arc::new(gort::sync::WaitGroup::new());
+        parked.add(PARKED as i32);
+        let handles: Vec<_> = (0..PARKED)
+            .map(|_| {
+                let (parked, release) = (Arc::clone(&parked), release.clone());
+                gort::spawn(move || {
+                    let start = 0u8;
+                    black_box(recurse(black_box(&start) as *const u8 as usize, 4 * KIB));
+                    parked.done();
+                    let _ = release.recv();
+                })
+            })
+            .collect();
+        parked.wait();
+        // The last ones to call `done` park right after.
+        std::thread::sleep(Duration::from_millis(50));
+        gort::gc();
+        firsts.push(gort::mem_stats());
+        if firsts.len() == 3 {
+            let mut group = c.benchmark_group(format!(
+                "collector cycle over {PARKED} parked goroutines, unchanged since the last"
+            ));
+            group.sample_size(10);
+            group.bench_function("gort", |b| b.iter(gort::gc));
+            group.finish();
+        }
+        drop(release_tx);
+        handles.into_iter().for_each(|h| h.join().unwrap());
+    }
+    firsts.sort_by_key(|stats| stats.last_cycle);
+    let median = firsts[1];
+    firsts.sort_by_key(|stats| stats.last_cycle_max_pause);
+    println!(
+        "collector cycle over {PARKED} parked goroutines that ran since the last/gort: median of 3 \
+         {:?} per cycle, longest pause of one goroutine {:?} (median of 3), {} scanned",
+        median.last_cycle, firsts[1].last_cycle_max_pause, median.goroutines_scanned
+    );
+}
+
 fn may(c: &mut Criterion) {
     may::config().set_stack_size(128 * KIB / size_of::<usize>());
     bench_deep(c, "may (128 KiB stacks)", may_deep_batch);
 }
 
-criterion_group!(benches, growth, deep, may);
+criterion_group!(benches, growth, deep, parked_cycle, may);
 criterion_main!(benches);

@@ -225,6 +225,7 @@ pub(super) fn install_sigquit_handler() {
     if !installed {
         return;
     }
+    sched::count_service_thread();
     let started = std::thread::Builder::new()
         .name("gort-sigquit".into())
         .spawn(move || wait_for_sigquit(read_end));

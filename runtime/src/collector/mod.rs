@@ -77,6 +77,7 @@ pub(crate) fn start(interval: Option<Duration>, verify: bool) {
     EPOCH.get_or_init(Instant::now);
     SCANNER.lock().verify = verify;
     dump::install_sigquit_handler();
+    sched::count_service_thread();
     thread::Builder::new()
         .name("gort-collector".into())
         .spawn(move || run(interval))

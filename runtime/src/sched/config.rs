@@ -370,3 +370,35 @@ impl From<ConfigError> for io::Error {
         io::Error::new(io::ErrorKind::InvalidInput, err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_intervals_parse_like_go_durations() {
+        assert_eq!(parse_interval("1s"), Ok(Some(Duration::from_secs(1))));
+        assert_eq!(
+            parse_interval(" 250ms "),
+            Ok(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(parse_interval("1.5m"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(parse_interval("20us"), Ok(Some(Duration::from_micros(20))));
+        assert_eq!(parse_interval("off"), Ok(None));
+        assert_eq!(parse_interval("0"), Ok(None));
+        assert_eq!(parse_interval("0ms"), Ok(None));
+        assert!(parse_interval("10").unwrap_err().contains("missing a unit"));
+        assert!(parse_interval("10 h").unwrap_err().contains("unknown unit"));
+        assert!(parse_interval("ms").unwrap_err().contains("not a number"));
+        assert!(parse_interval("1e99s").is_err());
+    }
+
+    #[test]
+    fn debug_options_parse() {
+        assert_eq!(parse_debug("verify"), Ok(true));
+        assert_eq!(parse_debug("verify=1,"), Ok(true));
+        assert_eq!(parse_debug("verify,verify=0"), Ok(false));
+        assert_eq!(parse_debug(""), Ok(false));
+        assert!(parse_debug("trace").unwrap_err().contains("unknown option"));
+    }
+}

@@ -52,7 +52,7 @@ pub(crate) use self::g::WaitReason;
 pub(crate) use self::release::Release;
 #[cfg(not(loom))]
 pub(crate) use self::scheduler::{
-    Blocker, Waiter, current_g, park_current, park_releasing, ready_parked,
+    Blocker, Waiter, count_service_thread, current_g, park_current, park_releasing, ready_parked,
 };
 
 /// Calls `f` with every live goroutine (spawned and not finished), holding a reference to it.

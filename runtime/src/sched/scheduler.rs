@@ -196,6 +196,15 @@ static EXTERNAL_WAKES: AtomicU64 = AtomicU64::new(0);
 
 static SCHEDULER: OnceLock<Scheduler> = OnceLock::new();
 
+/// The runtime's own threads besides the Ms (sysmon, the collector, ...), which never wake a
+/// goroutine on their own.
+static SERVICE_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a thread the runtime started for itself (see [`Scheduler::all_asleep`]).
+pub(crate) fn count_service_thread() {
+    SERVICE_THREADS.fetch_add(1, Ordering::SeqCst);
+}
+
 /// The running scheduler, started with `config` if it is not running yet; answers the one that
 /// runs otherwise.
 pub(crate) fn start(config: Config) -> &'static Scheduler {
@@ -532,8 +541,10 @@ impl Scheduler {
                 return false;
             }
         }
-        // Every M, sysmon, and the threads waiting in gort: anyone else may still act.
-        let ours = ms + 1 + EXTERNAL_WAITERS.load(Ordering::SeqCst);
+        // Every M, the runtime's own threads, and the threads waiting in gort: anyone else may
+        // still act.
+        let ours =
+            ms + SERVICE_THREADS.load(Ordering::SeqCst) + EXTERNAL_WAITERS.load(Ordering::SeqCst);
         std::fs::read_dir("/proc/self/task").is_ok_and(|threads| threads.count() <= ours)
     }
 

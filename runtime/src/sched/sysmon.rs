@@ -25,6 +25,7 @@ const IDLE_POLL: Duration = Duration::from_millis(10);
 
 /// Starts sysmon for `sched`.
 pub(crate) fn start(sched: &'static Scheduler) {
+    super::scheduler::count_service_thread();
     thread::Builder::new()
         .name("gort-sysmon".into())
         .spawn(move || run(sched))
