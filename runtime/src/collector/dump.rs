@@ -11,7 +11,7 @@
 use std::io::{self, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use super::{SCANNER, now_ms, scan, stopped};
+use super::{SCANNER, now_ms, scan};
 use crate::sched::{self, G, status};
 
 /// Frames printed per goroutine at most; deeper stacks end with a line saying how many were
@@ -87,7 +87,7 @@ fn look_at(g: &G, now: u64, me: Option<*const G>) -> Seen {
         frames: Frames::Running,
     };
     if me == Some(std::ptr::from_ref(g)) {
-        seen.frames = walk(g, Some(stopped::frame_pointer()));
+        seen.frames = walk(g, Some(crate::stack::registers::frame_pointer()));
         return seen;
     }
     let Some(status) = g.status().try_claim_scan() else {

@@ -13,7 +13,6 @@
 
 use std::fmt;
 
-use super::stopped;
 use crate::heap::{self, SpanInfo, SpanKind};
 use crate::sched::G;
 use crate::stack::raw::GUARD_BYTES;
@@ -83,7 +82,7 @@ pub(crate) fn walk_frames_from(
 ) -> Result<FrameWalk, BadPointer> {
     let (suspended, entry) = g.stopped.frames();
     let (mut fp, sp) = match from {
-        Some(fp) => (fp, stopped::stack_pointer()),
+        Some(fp) => (fp, crate::stack::registers::stack_pointer()),
         None => (suspended, g.stopped.sp()),
     };
     let owner = std::ptr::from_ref(g) as u64;

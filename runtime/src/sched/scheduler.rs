@@ -966,9 +966,13 @@ fn current_m() -> Option<&'static MLocal> {
     unsafe { m.as_ref() }
 }
 
-/// The goroutine running on this thread, if any.
+/// The goroutine running on this thread, if any. Never inlined, like [`current_m`], whose
+/// thread-local it reads itself: one call on the paths that ask often (stack growth checks).
+#[inline(never)]
 pub(crate) fn current_g() -> Option<&'static G> {
-    let g = current_m()?.current.get();
+    let m = CURRENT_M.with(Cell::get);
+    // SAFETY: as in `current_m`.
+    let g = unsafe { m.as_ref() }?.current.get();
     // SAFETY: the M holds a `GRef` to the goroutine for as long as it runs.
     unsafe { g.as_ref() }
 }

@@ -7,6 +7,7 @@
 use std::mem::MaybeUninit;
 
 use super::StackSize;
+use super::registers::stack_pointer;
 use super::segment::Growth;
 
 thread_local! {
@@ -140,11 +141,4 @@ fn thread_stack_limit() -> usize {
         libc::pthread_attr_destroy(attr.as_mut_ptr());
         if found { addr as usize + guard } else { 0 }
     }
-}
-
-/// An address in the caller's frame: close enough to the stack pointer for a red-zone check.
-#[inline(always)]
-fn stack_pointer() -> usize {
-    let marker = MaybeUninit::<u8>::uninit();
-    std::hint::black_box(marker.as_ptr()) as usize
 }

@@ -22,6 +22,7 @@ mod guard;
 pub(crate) mod memory;
 mod pool;
 pub(crate) mod raw;
+pub(crate) mod registers;
 mod segment;
 mod size;
 
