@@ -36,7 +36,7 @@ fn a_stack_that_went_deep_shrinks_after_one_cycle() {
             let near = black_box(&here) as *const u8 as usize - gort::stack::remaining();
             let bottom = near & !(gort::heap::PAGE_SIZE - 1);
             bottom_tx.send(bottom).unwrap();
-            parked.recv().unwrap();
+            parks_after_going_deep(&parked);
         })
         .unwrap();
     let bottom = bottom_rx.recv().unwrap();
@@ -45,8 +45,8 @@ fn a_stack_that_went_deep_shrinks_after_one_cycle() {
     {
         std::thread::yield_now();
     }
-    // Let it park: a running goroutine is not scanned.
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // A running goroutine is not scanned: wait until it has parked.
+    wait_until_parked_in("parks_after_going_deep");
     let before = gort_suite::rss_bytes();
     let resident_before = gort_suite::resident_bytes(bottom, RESERVATION);
     gort::gc();
@@ -65,6 +65,25 @@ fn a_stack_that_went_deep_shrinks_after_one_cycle() {
     assert!(before - after > 1 << 20, "RSS {before} -> {after}");
     wake.send(()).unwrap();
     deep.join().unwrap();
+}
+
+#[inline(never)]
+fn parks_after_going_deep(parked: &chan::Receiver<()>) {
+    parked.recv().unwrap();
+}
+
+/// Waits until the dump shows a goroutine parked in `function`.
+fn wait_until_parked_in(function: &str) -> String {
+    for _ in 0..2000 {
+        let mut bytes = Vec::new();
+        gort::dump_goroutines(&mut bytes).unwrap();
+        let dump = String::from_utf8(bytes).unwrap();
+        if dump.contains(function) {
+            return dump;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("no goroutine parked in {function}");
 }
 
 /// 10,000 goroutines that each used 64 KiB of stack exit; two cycles later the process's RSS is
@@ -132,6 +151,11 @@ fn burst(goroutines: usize) -> usize {
     for handle in handles {
         handle.join().unwrap();
     }
+    // A join returns once the result is in; the goroutine's stack goes back to its processor's
+    // cache just after.
+    while gort::num_goroutines() > 0 {
+        std::thread::yield_now();
+    }
     peak
 }
 
@@ -145,8 +169,14 @@ fn a_broken_frame_chain_is_reported() {
         let (ready_tx, ready_rx) = mpsc::channel();
         let broken = gort::spawn(move || park_with_a_broken_chain(&ready_tx, &parked));
         ready_rx.recv().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        gort::gc();
+        // A cycle scans it once it has parked (and not again: it does not run meanwhile).
+        for _ in 0..1000 {
+            gort::gc();
+            if gort::mem_stats().bad_pointers > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(gort::mem_stats().bad_pointers, 1);
         wake.send(()).unwrap();
         broken.join().unwrap();
@@ -245,14 +275,7 @@ fn the_dump_lists_a_parked_goroutines_functions() {
         .spawn(move || waits_in_a_named_function(&ready_tx, &parked))
         .unwrap();
     ready_rx.recv().unwrap();
-    let mut dump = String::new();
-    // It parks soon after it says it is ready.
-    while !dump.contains("waits_in_a_named_function") {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        let mut bytes = Vec::new();
-        gort::dump_goroutines(&mut bytes).unwrap();
-        dump = String::from_utf8(bytes).unwrap();
-    }
+    let dump = wait_until_parked_in("waits_in_a_named_function");
     let header = format!("goroutine {} (dump-me) [chan receive]:", waiter.id());
     assert!(dump.contains(&header), "{dump}");
     let section = &dump[dump.find(&header).unwrap()..];
@@ -284,7 +307,7 @@ fn sigquit_dumps_the_goroutines_and_exits_2() {
         let (ready_tx, ready_rx) = mpsc::channel();
         let _waiter = gort::spawn(move || waits_in_a_named_function(&ready_tx, &parked));
         ready_rx.recv().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        wait_until_parked_in("waits_in_a_named_function");
         // SAFETY: sends a signal to this process.
         unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
         std::thread::sleep(std::time::Duration::from_secs(20));

@@ -8,8 +8,9 @@
 //! - measures the stack depth in use, and shrinks a stack that uses less than a quarter of its
 //!   committed pages by giving back the pages far below its stack pointer;
 //! - gives back a spare segment unused for a cycle, and the pages of one used since;
-//! - then scavenges: gives back the pages of pooled stacks no one took for a whole cycle, after
-//!   moving idle processors' cached stacks to the pool;
+//! - then scavenges: gives back the pages of pooled stacks no one took for a whole cycle, and
+//!   asks the processors to give back those of their cached stacks (idle ones at once, busy
+//!   ones when they next go idle);
 //! - and publishes [`MemStats`].
 //!
 //! It never stops the world: other goroutines spawn, run, grow their stacks into new segments
@@ -172,7 +173,7 @@ fn cycle() {
         totals.max_pause = totals.max_pause.max(held.elapsed());
     });
     drop(scanner);
-    sched::flush_idle_stack_caches();
+    totals.scavenged += sched::scavenge_stack_caches() as u64;
     totals.scavenged += crate::stack::scavenge() as u64;
     let last = stats::last();
     stats::publish(MemStats {

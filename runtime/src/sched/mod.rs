@@ -61,12 +61,11 @@ pub(crate) fn for_each_goroutine(f: impl FnMut(&G)) {
     registry::for_each(f);
 }
 
-/// Moves the cached stacks of idle processors to the global pool, for the scavenger.
+/// Asks the processors to give back the pages of their cached stacks (idle ones at once, busy
+/// ones when they go idle); answers the bytes given back since the last call.
 #[cfg(not(loom))]
-pub(crate) fn flush_idle_stack_caches() {
-    if let Some(sched) = scheduler::get() {
-        sched.flush_idle_stack_caches();
-    }
+pub(crate) fn scavenge_stack_caches() -> usize {
+    scheduler::get().map_or(0, |sched| sched.scavenge_stack_caches())
 }
 
 /// Starts the runtime from the environment and defaults if it is not running.

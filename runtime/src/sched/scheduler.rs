@@ -53,7 +53,15 @@ struct Local {
     yielded: VecDeque<GRef>,
     /// Stacks for the goroutines this P spawns, from those it saw finish.
     stacks: StackCache,
+    /// The collector cycle whose request to give back cached stack pages this P last answered.
+    stacks_cycle: u64,
 }
+
+/// Collector cycles that asked processors to give back their cached stacks' pages: idle ones
+/// do it at once (the collector holds them), busy ones when they next go idle.
+static STACK_CACHE_CYCLE: AtomicU64 = AtomicU64::new(0);
+/// Bytes those processors gave back, for the collector's statistics.
+static STACK_CACHE_GIVEN_BACK: AtomicUsize = AtomicUsize::new(0);
 
 impl Local {
     /// Moves the goroutines that yielded where thieves can steal them, oldest first.
@@ -247,6 +255,7 @@ impl Scheduler {
                         runnext_streak: 0,
                         yielded: VecDeque::new(),
                         stacks: StackCache::new(),
+                        stacks_cycle: 0,
                     }),
                 }
             })
@@ -431,17 +440,26 @@ impl Scheduler {
             .expect("cannot start a thread for the gort scheduler");
     }
 
-    /// Moves the cached stacks of every idle P to the global pool.
-    pub(crate) fn flush_idle_stack_caches(&self) {
+    /// A collector cycle asks every P to give back the pages of its cached stacks: the idle
+    /// ones now, the busy ones when they next go idle. Answers the bytes given back so far.
+    pub(crate) fn scavenge_stack_caches(&self) -> usize {
+        let cycle = STACK_CACHE_CYCLE.fetch_add(1, Ordering::Relaxed) + 1;
         let idle = self.idle.lock();
         for &p in &idle.ps {
             // SAFETY: a P on the idle list is held by no M, and taking it off needs this lock.
-            unsafe { self.p(p).local() }.stacks.flush();
+            answer_stack_cache_cycle(unsafe { self.p(p).local() }, cycle);
         }
+        drop(idle);
+        STACK_CACHE_GIVEN_BACK.swap(0, Ordering::Relaxed)
     }
 
     /// Puts the P on the idle list.
     fn release_p(&self, p: usize) {
+        // SAFETY: the caller holds the P outside user code until it is on the idle list.
+        answer_stack_cache_cycle(
+            unsafe { self.p(p).local() },
+            STACK_CACHE_CYCLE.load(Ordering::Relaxed),
+        );
         let mut idle = self.idle.lock();
         if let Some(m) = self.take_waiting_m(&mut idle) {
             drop(idle);
@@ -1004,6 +1022,16 @@ fn with_current_p<R>(f: impl FnOnce(&P, &mut Local) -> R) -> Option<R> {
         m.m.user.lend(m.lease.get());
     }
     Some(result)
+}
+
+/// Gives back the pages of a P's cached stacks if collector cycle `cycle` asked and the P has
+/// not answered yet (a P going idle has no use for warm stacks until work comes back).
+fn answer_stack_cache_cycle(local: &mut Local, cycle: u64) {
+    if local.stacks_cycle != cycle {
+        local.stacks_cycle = cycle;
+        let given_back = local.stacks.give_back_pages();
+        STACK_CACHE_GIVEN_BACK.fetch_add(given_back, Ordering::Relaxed);
+    }
 }
 
 /// Where every goroutine starts, on its own stack.

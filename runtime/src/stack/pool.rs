@@ -13,7 +13,7 @@
 //! Invariants:
 //! - cached and pooled stacks keep their guard; they keep their committed pages, so reuse costs
 //!   no system call, until the scavenger gives back those of a stack that stayed pooled for a
-//!   whole collector cycle;
+//!   whole collector cycle, or a processor gives back its cache's at the collector's request;
 //! - a pooled stack's pages are given back only while the pool's lock is held, so nobody can
 //!   take it and run on it meanwhile;
 //! - `scavenged <= untouched <= len` hold for each class whenever its lock is free;
@@ -142,19 +142,25 @@ impl StackCache {
         }
     }
 
-    /// Moves every cached stack to the global pool (where the scavenger finds them).
-    pub(crate) fn flush(&mut self) {
-        for stacks in &mut self.classes {
-            if let Some(size) = stacks.first().map(RawStack::size) {
-                spill(size, stacks, 0);
-            }
-        }
+    /// Gives back the pages of every cached stack (they stay cached); answers the bytes that
+    /// were resident.
+    pub(crate) fn give_back_pages(&mut self) -> usize {
+        self.classes
+            .iter()
+            .flatten()
+            // SAFETY: a cached stack runs nothing, and the cache's owner is the caller.
+            .map(|stack| unsafe { stack.give_back_pages() })
+            .sum()
     }
 }
 
 impl Drop for StackCache {
     fn drop(&mut self) {
-        self.flush();
+        for stacks in &mut self.classes {
+            if let Some(size) = stacks.first().map(RawStack::size) {
+                spill(size, stacks, 0);
+            }
+        }
     }
 }
 
