@@ -199,9 +199,27 @@ fn parked_cycle(c: &mut Criterion) {
     firsts.sort_by_key(|stats| stats.last_cycle_max_pause);
     println!(
         "collector cycle over {PARKED} parked goroutines that ran since the last/gort: median of 3 \
-         {:?} per cycle, longest pause of one goroutine {:?} (median of 3), {} scanned",
-        median.last_cycle, firsts[1].last_cycle_max_pause, median.goroutines_scanned
+         {:?} per cycle, longest pause of one goroutine {:?} (median of 3), {} scanned; \
+         the machine's own noise floor over as long: {:?}",
+        median.last_cycle,
+        firsts[1].last_cycle_max_pause,
+        median.goroutines_scanned,
+        longest_gap(median.last_cycle)
     );
+}
+
+/// The longest gap between two consecutive clock reads of a thread that does nothing else, over
+/// `span`: what the OS and the hypervisor take from any thread (the floor under any pause).
+fn longest_gap(span: Duration) -> Duration {
+    let start = Instant::now();
+    let mut last = start;
+    let mut longest = Duration::ZERO;
+    while last - start < span {
+        let now = Instant::now();
+        longest = longest.max(now - last);
+        last = now;
+    }
+    longest
 }
 
 fn may(c: &mut Criterion) {

@@ -168,9 +168,12 @@ fn cycle() {
             totals.resident += g.stopped.measured().1;
             return;
         };
-        scan_one(&scanner, g, status, now, &mut totals);
+        let measure = scan_one(&scanner, g, status, now, &mut totals);
         g.status().release_scan(status);
         totals.max_pause = totals.max_pause.max(held.elapsed());
+        if let Some(measure) = measure {
+            measure_and_shrink(g, &measure, &mut totals);
+        }
     });
     drop(scanner);
     totals.scavenged += sched::scavenge_stack_caches() as u64;
@@ -192,15 +195,31 @@ fn cycle() {
     });
 }
 
-/// Scans, measures and shrinks goroutine `g`, whose scan claim the caller took (it had
-/// `status`).
-fn scan_one(scanner: &Scanner, g: &G, status: u32, now: u64, totals: &mut Totals) {
+/// What remains to do for a scanned goroutine once its claim is released: measure its stack
+/// and maybe shrink it.
+struct Measure {
+    bottom: usize,
+    top: usize,
+    sp: usize,
+    in_use: usize,
+    on_segment: bool,
+}
+
+/// Scans goroutine `g`, whose scan claim the caller took (it had `status`); answers what to
+/// measure once the claim is released.
+fn scan_one(
+    scanner: &Scanner,
+    g: &G,
+    status: u32,
+    now: u64,
+    totals: &mut Totals,
+) -> Option<Measure> {
     if status == status::WAITING {
         g.stopped.waiting_since(now);
     }
     let (fp, _) = g.stopped.frames();
     if fp == 0 {
-        return; // not started: no stack yet
+        return None; // not started: no stack yet
     }
     match g.growth.age_spare() {
         Some(SpareAge::Released { resident }) => totals.scavenged += resident as u64,
@@ -210,10 +229,8 @@ fn scan_one(scanner: &Scanner, g: &G, status: u32, now: u64, totals: &mut Totals
     totals.scanned += 1;
     if !g.stopped.take_ran() {
         let (in_use, resident) = g.stopped.measured();
-        totals.in_use += in_use;
-        totals.max_in_use = totals.max_in_use.max(in_use);
-        totals.resident += resident;
-        return;
+        totals.add_stack(in_use, resident);
+        return None;
     }
     let found = scan::scan(g);
     totals.frames += found.frames + found.defers;
@@ -222,18 +239,58 @@ fn scan_one(scanner: &Scanner, g: &G, status: u32, now: u64, totals: &mut Totals
     }
     totals.bad += found.bad.len() as u64;
     let (bottom, top) = g.growth.stack();
-    let resident = if g.growth.segments().next().is_none() {
-        let shrink = shrink::shrink(bottom, top, g.stopped.sp());
-        totals.shrunk += shrink.released as u64;
-        shrink.resident
-    } else {
+    Some(Measure {
+        bottom,
+        top,
+        sp: g.stopped.sp(),
+        in_use: found.in_use,
+        on_segment: g.growth.segments().next().is_some(),
+    })
+}
+
+/// Measures the stack of `g` (not claimed) and shrinks it under a second, short claim if it
+/// uses less than a quarter of what is committed and has not run since its scan.
+fn measure_and_shrink(g: &G, measure: &Measure, totals: &mut Totals) {
+    let Measure {
+        bottom,
+        top,
+        sp,
+        in_use,
+        on_segment,
+    } = *measure;
+    let resident = if on_segment {
         // On a segment: its pages and the stack's stay as they are.
         crate::stack::memory::resident_bytes(bottom, top - bottom).unwrap_or(0)
+    } else {
+        let plan = shrink::plan(bottom, top, sp);
+        let mut resident = plan.resident;
+        if let Some((cut, below)) = plan.cut
+            && let Some(status) = g.status().try_claim_scan()
+        {
+            let held = Instant::now();
+            if !g.stopped.ran() && g.stopped.sp() == sp {
+                // SAFETY: we hold the claim, it has not run since its scan read `sp`, it runs
+                // on its own stack, and `cut <= sp` (see `shrink::plan`).
+                if unsafe { shrink::release(bottom, cut) } {
+                    totals.shrunk += below as u64;
+                    resident -= below;
+                }
+            }
+            g.status().release_scan(status);
+            totals.max_pause = totals.max_pause.max(held.elapsed());
+        }
+        resident
     };
-    g.stopped.remember(found.in_use, resident);
-    totals.in_use += found.in_use;
-    totals.max_in_use = totals.max_in_use.max(found.in_use);
-    totals.resident += resident;
+    g.stopped.remember(in_use, resident);
+    totals.add_stack(in_use, resident);
+}
+
+impl Totals {
+    fn add_stack(&mut self, in_use: usize, resident: usize) {
+        self.in_use += in_use;
+        self.max_in_use = self.max_in_use.max(in_use);
+        self.resident += resident;
+    }
 }
 
 /// Reports a bad pointer like Go's `badPointer`; with `GORT_DEBUG=verify`, aborts.

@@ -75,6 +75,11 @@ impl Stopped {
         self.sp.get()
     }
 
+    /// Whether it ran since the collector last scanned it (without forgetting it).
+    pub(crate) fn ran(&self) -> bool {
+        self.ran.get()
+    }
+
     /// Whether it ran since the last call (the caller scans it now).
     pub(crate) fn take_ran(&self) -> bool {
         self.ran.replace(false)
