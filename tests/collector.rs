@@ -1,4 +1,4 @@
-//! The collector: cycles on `gort::gc()`, its configuration, bad-pointer reports, shrinking a
+//! The collector: cycles on `gort::gc()` and by themselves, bad-pointer reports, shrinking a
 //! stack that went deep, scavenging the stacks of goroutines that exited, and the goroutine
 //! dump. Tests that measure memory or set the environment run in child processes.
 
@@ -218,35 +218,6 @@ fn park_with_a_broken_chain(ready: &mpsc::Sender<()>, parked: &chan::Receiver<()
     parked.recv().unwrap();
     // SAFETY: as above.
     unsafe { saved.write(caller) };
-}
-
-/// A bad `GORT_GC_INTERVAL` (or `GORT_DEBUG`, below) is an error naming the variable and value.
-#[test]
-fn a_bad_gc_interval_is_an_error_naming_it() {
-    let name = "a_bad_gc_interval_is_an_error_naming_it";
-    if gort_suite::is_child(name) {
-        let err = gort::Runtime::builder().start().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"GORT_GC_INTERVAL="10" is invalid: missing a unit: write it like 500ms, 2s or off"#
-        );
-        return;
-    }
-    gort_suite::assert_child_passes(name, &[("GORT_GC_INTERVAL", "10")]);
-}
-
-#[test]
-fn a_bad_debug_option_is_an_error_naming_it() {
-    let name = "a_bad_debug_option_is_an_error_naming_it";
-    if gort_suite::is_child(name) {
-        let err = gort::Runtime::builder().start().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"GORT_DEBUG="verbose" is invalid: unknown option "verbose": the options are verify"#
-        );
-        return;
-    }
-    gort_suite::assert_child_passes(name, &[("GORT_DEBUG", "verbose")]);
 }
 
 /// The periodic cycle runs by itself at the configured interval.

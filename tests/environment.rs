@@ -1,5 +1,6 @@
-//! `GORT_PROCS` and `GORT_STACK_SIZE` configure the runtime; a bad value is an error that names
-//! the variable and the value (in child processes: the environment is process-wide).
+//! `GORT_PROCS`, `GORT_STACK_SIZE`, `GORT_GC_INTERVAL` and `GORT_DEBUG` configure the runtime; a
+//! bad value is an error that names the variable and the value (in child processes: the
+//! environment is process-wide).
 
 #[test]
 fn a_bad_gort_procs_is_an_error_naming_it() {
@@ -49,4 +50,34 @@ fn good_values_configure_the_runtime() {
         return;
     }
     gort_suite::assert_child_passes(name, &[("GORT_PROCS", "3"), ("GORT_STACK_SIZE", "64K")]);
+}
+
+/// In child `name` (with `variable=value`), starting the runtime fails with `expected`.
+fn start_fails_in_child(name: &str, variable: &str, value: &str, expected: &str) {
+    if gort_suite::is_child(name) {
+        let err = gort::Runtime::builder().start().unwrap_err();
+        assert_eq!(err.to_string(), expected);
+        return;
+    }
+    gort_suite::assert_child_passes(name, &[(variable, value)]);
+}
+
+#[test]
+fn a_bad_gc_interval_is_an_error_naming_it() {
+    start_fails_in_child(
+        "a_bad_gc_interval_is_an_error_naming_it",
+        "GORT_GC_INTERVAL",
+        "10",
+        r#"GORT_GC_INTERVAL="10" is invalid: missing a unit: write it like 500ms, 2s or off"#,
+    );
+}
+
+#[test]
+fn a_bad_debug_option_is_an_error_naming_it() {
+    start_fails_in_child(
+        "a_bad_debug_option_is_an_error_naming_it",
+        "GORT_DEBUG",
+        "verbose",
+        r#"GORT_DEBUG="verbose" is invalid: unknown option "verbose": the options are verify"#,
+    );
 }
