@@ -4,8 +4,9 @@
 //! - crossing into the spare segment and back (`grow`), per crossing;
 //! - 10,000 goroutines each recursing 64 KiB deep with 1 KiB frames, then parking: time per
 //!   goroutine until all are parked. The resident memory each parked goroutine holds is
-//!   printed beside it, from the first batch (later batches reuse warm stacks). may runs its
-//!   coroutines on fixed 128 KiB stacks.
+//!   printed beside it, from the first batch (later batches reuse warm stacks), and for gort
+//!   also after one collector cycle has shrunk the parked stacks. may runs its coroutines on
+//!   fixed 128 KiB stacks.
 //!
 //! ```text
 //! cargo bench --bench stack
@@ -79,9 +80,13 @@ fn growth(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a batch measured: the time until all parked, the resident bytes they added, and those
+/// they still hold after a collector cycle (for runtimes that have one).
+type Batch = (Duration, usize, Option<usize>);
+
 /// Spawns [`GOROUTINES`] that recurse 64 KiB deep and park; answers the time until all are
-/// parked and the resident bytes they added.
-fn gort_deep_batch() -> (Duration, usize) {
+/// parked and the resident bytes they added, at once and after a collector cycle.
+fn gort_deep_batch() -> Batch {
     gort::run(|| {
         let rss_before = gort_suite::rss_bytes();
         let started = Instant::now();
@@ -101,13 +106,16 @@ fn gort_deep_batch() -> (Duration, usize) {
         parked.wait();
         let elapsed = started.elapsed();
         let added = gort_suite::rss_bytes().saturating_sub(rss_before);
+        // What they hold once a collector cycle has shrunk their stacks (it runs every second).
+        gort::gc();
+        let after_cycle = gort_suite::rss_bytes().saturating_sub(rss_before);
         drop(release_tx);
         handles.into_iter().for_each(|h| h.join().unwrap());
-        (elapsed, added)
+        (elapsed, added, Some(after_cycle))
     })
 }
 
-fn may_deep_batch() -> (Duration, usize) {
+fn may_deep_batch() -> Batch {
     may_run(|| {
         let rss_before = gort_suite::rss_bytes();
         let started = Instant::now();
@@ -128,17 +136,22 @@ fn may_deep_batch() -> (Duration, usize) {
         let added = gort_suite::rss_bytes().saturating_sub(rss_before);
         drop(release_tx);
         handles.into_iter().for_each(|h| h.join().unwrap());
-        (elapsed, added)
+        (elapsed, added, None)
     })
 }
 
 /// Times batches with `batch`, printing the resident memory per goroutine of the first.
-fn bench_deep(c: &mut Criterion, name: &str, batch: fn() -> (Duration, usize)) {
-    let (_, added) = batch();
-    println!(
+fn bench_deep(c: &mut Criterion, name: &str, batch: fn() -> Batch) {
+    let (_, added, after_cycle) = batch();
+    let per_goroutine = |bytes: usize| bytes as f64 / GOROUTINES as f64 / KIB as f64;
+    print!(
         "{DEEP}/{name}: {:.1} KiB resident per parked goroutine",
-        added as f64 / GOROUTINES as f64 / KIB as f64
+        per_goroutine(added)
     );
+    match after_cycle {
+        Some(after) => println!(", {:.1} KiB after a collector cycle", per_goroutine(after)),
+        None => println!(),
+    }
     let mut group = c.benchmark_group(DEEP);
     group.sample_size(10);
     group.throughput(Throughput::Elements(GOROUTINES as u64));

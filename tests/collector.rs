@@ -274,6 +274,10 @@ fn waits_in_a_named_function(ready: &mpsc::Sender<()>, parked: &chan::Receiver<(
 fn sigquit_dumps_the_goroutines_and_exits_2() {
     let name = "sigquit_dumps_the_goroutines_and_exits_2";
     if gort_suite::is_child(name) {
+        // A shell that starts a job in the background makes it ignore SIGQUIT, and the runtime
+        // leaves an ignored (or handled) SIGQUIT alone: undo that before the runtime starts.
+        // SAFETY: no other code of this process handles SIGQUIT.
+        unsafe { libc::signal(libc::SIGQUIT, libc::SIG_DFL) };
         let (_wake, parked) = chan::bounded::<()>(0);
         let (ready_tx, ready_rx) = mpsc::channel();
         let _waiter = gort::spawn(move || waits_in_a_named_function(&ready_tx, &parked));

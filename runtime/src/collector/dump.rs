@@ -24,7 +24,8 @@ const MAX_FRAMES: usize = 100;
 ///
 /// A goroutine running on another thread is listed without frames. Frames need frame
 /// pointers (see the collector's module docs). The runtime also prints this dump on `SIGQUIT`
-/// (Ctrl-\ in a terminal), then exits with status 2, as Go does.
+/// (Ctrl-\ in a terminal), then exits with status 2, as Go does, unless the program ignores
+/// `SIGQUIT` or handles it itself when the runtime starts.
 ///
 /// # Errors
 ///
