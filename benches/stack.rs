@@ -84,10 +84,21 @@ fn growth(c: &mut Criterion) {
 /// they still hold after a collector cycle (for runtimes that have one).
 type Batch = (Duration, usize, Option<usize>);
 
-/// Spawns [`GOROUTINES`] that recurse 64 KiB deep and park; answers the time until all are
-/// parked and the resident bytes they added, at once and after a collector cycle.
+/// A timed batch of gort: as [`gort_deep_batch_then_cycle`], without the cycle (whose shrinking
+/// would make the next batch start on cold stacks, unlike may's).
 fn gort_deep_batch() -> Batch {
-    gort::run(|| {
+    gort_deep_batch_with(false)
+}
+
+/// The first batch of gort, which also measures what parked goroutines hold after a cycle.
+fn gort_deep_batch_then_cycle() -> Batch {
+    gort_deep_batch_with(true)
+}
+
+/// Spawns [`GOROUTINES`] that recurse 64 KiB deep and park; answers the time until all are
+/// parked and the resident bytes they added, at once and (with `cycle`) after a collector cycle.
+fn gort_deep_batch_with(cycle: bool) -> Batch {
+    gort::run(move || {
         let rss_before = gort_suite::rss_bytes();
         let started = Instant::now();
         let parked = Arc::new(gort::sync::WaitGroup::new());
@@ -107,11 +118,13 @@ fn gort_deep_batch() -> Batch {
         let elapsed = started.elapsed();
         let added = gort_suite::rss_bytes().saturating_sub(rss_before);
         // What they hold once a collector cycle has shrunk their stacks (it runs every second).
-        gort::gc();
-        let after_cycle = gort_suite::rss_bytes().saturating_sub(rss_before);
+        let after_cycle = cycle.then(|| {
+            gort::gc();
+            gort_suite::rss_bytes().saturating_sub(rss_before)
+        });
         drop(release_tx);
         handles.into_iter().for_each(|h| h.join().unwrap());
-        (elapsed, added, Some(after_cycle))
+        (elapsed, added, after_cycle)
     })
 }
 
@@ -140,9 +153,9 @@ fn may_deep_batch() -> Batch {
     })
 }
 
-/// Times batches with `batch`, printing the resident memory per goroutine of the first.
-fn bench_deep(c: &mut Criterion, name: &str, batch: fn() -> Batch) {
-    let (_, added, after_cycle) = batch();
+/// Times batches with `batch`, printing the resident memory per goroutine of `first`.
+fn bench_deep(c: &mut Criterion, name: &str, first: fn() -> Batch, batch: fn() -> Batch) {
+    let (_, added, after_cycle) = first();
     let per_goroutine = |bytes: usize| bytes as f64 / GOROUTINES as f64 / KIB as f64;
     print!(
         "{DEEP}/{name}: {:.1} KiB resident per parked goroutine",
@@ -162,7 +175,7 @@ fn bench_deep(c: &mut Criterion, name: &str, batch: fn() -> Batch) {
 }
 
 fn deep(c: &mut Criterion) {
-    bench_deep(c, "gort", gort_deep_batch);
+    bench_deep(c, "gort", gort_deep_batch_then_cycle, gort_deep_batch);
 }
 
 /// Parked goroutines a collector cycle goes over.
@@ -237,7 +250,7 @@ fn longest_gap(span: Duration) -> Duration {
 
 fn may(c: &mut Criterion) {
     may::config().set_stack_size(128 * KIB / size_of::<usize>());
-    bench_deep(c, "may (128 KiB stacks)", may_deep_batch);
+    bench_deep(c, "may (128 KiB stacks)", may_deep_batch, may_deep_batch);
 }
 
 criterion_group!(benches, growth, deep, parked_cycle, may);
