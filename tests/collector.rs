@@ -211,8 +211,9 @@ fn park_with_a_broken_chain(ready: &mpsc::Sender<()>, parked: &chan::Receiver<()
     // SAFETY: reads this frame's frame pointer (the build keeps frame pointers).
     unsafe { std::arch::asm!("mov {}, rbp", out(reg) fp) };
     let saved = fp as *mut usize;
-    // SAFETY: `[rbp]` holds the caller's frame pointer in this frame; nothing reads it until
-    // this function returns, and it is restored before then.
+    // `[rbp]` holds the caller's frame pointer in this frame; nothing reads it until this
+    // function returns, and it is restored before then.
+    // SAFETY: as just said.
     let caller = unsafe { saved.replace(0x7ead0) };
     ready.send(()).unwrap();
     parked.recv().unwrap();

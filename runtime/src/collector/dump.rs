@@ -210,8 +210,8 @@ pub(super) fn install_sigquit_handler() {
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return;
     }
-    // SAFETY: `pipe2` just created the read end, and nothing else owns it. The write end stays
-    // open for the life of the process: the handler writes to it.
+    // The write end stays open for the life of the process: the handler writes to it.
+    // SAFETY: `pipe2` just created the read end, and nothing else owns it.
     let read_end = unsafe { OwnedFd::from_raw_fd(fds[0]) };
     SIGQUIT_PIPE.store(fds[1], std::sync::atomic::Ordering::Relaxed);
     // SAFETY: a zeroed sigaction is a valid value, filled in below before it is used.

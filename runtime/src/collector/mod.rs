@@ -269,8 +269,9 @@ fn measure_and_shrink(g: &G, measure: &Measure, totals: &mut Totals) {
         {
             let held = Instant::now();
             if !g.stopped.ran() && g.stopped.sp() == sp {
-                // SAFETY: we hold the claim, it has not run since its scan read `sp`, it runs
-                // on its own stack, and `cut <= sp` (see `shrink::plan`).
+                // We hold the claim, it has not run since its scan read `sp`, it runs on its
+                // own stack, and `cut <= sp` (see `shrink::plan`).
+                // SAFETY: as just said, nothing lives in `[bottom, cut)`.
                 if unsafe { shrink::release(bottom, cut) } {
                     totals.shrunk += below as u64;
                     resident -= below;

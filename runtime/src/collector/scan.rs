@@ -132,9 +132,9 @@ pub(crate) fn walk_frames_from(
                 "the frame-pointer chain (a frame below the last)",
             ));
         }
-        // SAFETY: `fp` and the word above it lie in the usable part of a span in use, owned by
-        // the stopped goroutine (checked just above); its frames do not change while we hold
-        // its claim.
+        // `fp` and the word above it lie in the usable part of a span in use, owned by the
+        // stopped goroutine (checked just above); its frames do not change meanwhile.
+        // SAFETY: as just said, both words are readable and stable.
         let (caller_fp, return_address) = unsafe {
             let words = fp as *const usize;
             (words.read(), words.add(1).read())
@@ -183,8 +183,9 @@ fn walk_defers(g: &G) -> Result<usize, BadPointer> {
         if records > MAX_FRAMES {
             return Err(bad(g, record, &span, "the defer chain (a loop)"));
         }
-        // SAFETY: the record lies whole in a span in use where the goroutine's records live
-        // (checked just above), and the goroutine is stopped.
+        // The record lies whole in a span in use where the goroutine's records live (checked
+        // just above), and the goroutine is stopped.
+        // SAFETY: as just said.
         record = unsafe { crate::defer::older(record) };
     }
     Ok(records)

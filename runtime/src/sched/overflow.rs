@@ -136,9 +136,9 @@ fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_
         // SAFETY: resetting a signal's disposition is async-signal-safe.
         unsafe { libc::signal(signal, libc::SIG_DFL) };
     } else if flags & libc::SA_SIGINFO != 0 {
+        type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
         // SAFETY: the previous handler expects exactly these arguments.
-        let previous: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(handler) };
+        let previous: Handler = unsafe { std::mem::transmute(handler) };
         previous(signal, info, context);
     } else {
         // SAFETY: a handler installed without SA_SIGINFO takes only the signal number.

@@ -456,10 +456,8 @@ impl Scheduler {
     /// Puts the P on the idle list.
     fn release_p(&self, p: usize) {
         // SAFETY: the caller holds the P outside user code until it is on the idle list.
-        answer_stack_cache_cycle(
-            unsafe { self.p(p).local() },
-            STACK_CACHE_CYCLE.load(Ordering::Relaxed),
-        );
+        let local = unsafe { self.p(p).local() };
+        answer_stack_cache_cycle(local, STACK_CACHE_CYCLE.load(Ordering::Relaxed));
         let mut idle = self.idle.lock();
         if let Some(m) = self.take_waiting_m(&mut idle) {
             drop(idle);

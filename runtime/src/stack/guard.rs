@@ -76,9 +76,9 @@ fn detect() -> GuardMode {
             GuardMode::Mprotect
         }
         Ok(scratch) => {
+            let scratch_page = scratch as *mut libc::c_void;
             // SAFETY: `scratch` is the page mapped just above; guard markers on it harm nothing.
-            let rc =
-                unsafe { libc::madvise(scratch as *mut libc::c_void, page, MADV_GUARD_INSTALL) };
+            let rc = unsafe { libc::madvise(scratch_page, page, MADV_GUARD_INSTALL) };
             let err = io::Error::last_os_error();
             unmap(scratch, page);
             if rc == 0 {

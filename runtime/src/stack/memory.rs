@@ -35,10 +35,10 @@ pub(crate) fn resident_bytes(addr: usize, len: usize) -> io::Result<usize> {
     let end = addr + len;
     while start < end {
         let chunk = (end - start).min(CHUNK_PAGES * page);
-        // SAFETY: mincore writes one byte per page of the chunk into `residency`, which has room
-        // for `CHUNK_PAGES`.
-        let rc =
-            unsafe { libc::mincore(start as *mut libc::c_void, chunk, residency.as_mut_ptr()) };
+        let (chunk_start, out) = (start as *mut libc::c_void, residency.as_mut_ptr());
+        // mincore writes one byte per page of the chunk; `residency` has room for CHUNK_PAGES.
+        // SAFETY: as just said, `out` has room for every page of the chunk.
+        let rc = unsafe { libc::mincore(chunk_start, chunk, out) };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }

@@ -72,8 +72,8 @@ pub(crate) fn scavenge() -> usize {
                 break;
             }
             for stack in &pooled.stacks[pooled.scavenged..end] {
-                // SAFETY: a pooled stack runs nothing, and no one can take it while we hold the
-                // lock (module invariant).
+                // A pooled stack runs nothing; no one can take it while we hold the lock.
+                // SAFETY: as just said (module invariant).
                 returned += unsafe { stack.give_back_pages() };
             }
             pooled.scavenged = end;

@@ -92,8 +92,9 @@ impl Growth {
     pub(crate) fn segments(&self) -> impl Iterator<Item = usize> + '_ {
         let mut link = self.active.get();
         std::iter::from_fn(move || {
-            // SAFETY: a link stays in the list only while the frame holding it lives (module
-            // invariant), and the caller is the owner or holds its scan claim.
+            // A link stays in the list only while the frame holding it lives (module invariant),
+            // and the caller is the owner or holds its scan claim.
+            // SAFETY: as just said, the link is live.
             let current = unsafe { link.as_ref() }?;
             link = current.outer;
             Some(current.bottom)
@@ -111,8 +112,9 @@ impl Growth {
             release(spare);
             return Some(SpareAge::Released { resident });
         }
-        // SAFETY: no frame uses the spare (module invariant), and the caller is its owner or
-        // holds the owner's scan claim, so nothing runs on it until we put it back.
+        // No frame uses the spare (module invariant), and the caller is its owner or holds the
+        // owner's scan claim, so nothing runs on it until we put it back.
+        // SAFETY: as just said.
         let resident = unsafe { spare.give_back_pages() };
         self.spare.set(Some(spare));
         Some(SpareAge::Kept { resident })
