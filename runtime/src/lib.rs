@@ -54,6 +54,12 @@ mod fence;
 pub mod heap;
 #[cfg(not(loom))]
 mod local;
+#[cfg(not(loom))]
+pub mod net;
+/// Under loom, the netpoller's readiness handshake is model-checked on its own.
+#[cfg(all(test, loom))]
+#[path = "net/readiness.rs"]
+mod net_readiness;
 mod sched;
 mod shim;
 #[cfg(not(loom))]

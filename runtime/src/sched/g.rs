@@ -84,10 +84,11 @@ pub(crate) enum WaitReason {
     WaitGroupWait = 12,
     BarrierWait = 13,
     OnceWait = 14,
+    IoWait = 15,
 }
 
 impl WaitReason {
-    const ALL: [WaitReason; 15] = [
+    const ALL: [WaitReason; 16] = [
         WaitReason::None,
         WaitReason::Join,
         WaitReason::Park,
@@ -103,6 +104,7 @@ impl WaitReason {
         WaitReason::WaitGroupWait,
         WaitReason::BarrierWait,
         WaitReason::OnceWait,
+        WaitReason::IoWait,
     ];
 
     fn from_u8(raw: u8) -> Self {
@@ -131,6 +133,7 @@ impl fmt::Display for WaitReason {
             WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
             WaitReason::BarrierWait => "sync.Barrier.Wait",
             WaitReason::OnceWait => "sync.Once.Do",
+            WaitReason::IoWait => "IO wait",
         })
     }
 }

@@ -355,6 +355,14 @@ impl Scheduler {
     /// Gives an idle P to an idle or new M; `false` if no P is idle.
     fn startm(&'static self, spinning: bool) -> bool {
         let mut idle = self.idle.lock();
+        if idle.ps.is_empty() {
+            return false;
+        }
+        // No idle M to run it: the one waiting in the netpoller takes the P itself once woken
+        // (rather than a new thread being started).
+        if idle.ms.is_empty() && crate::net::interrupt_poller() {
+            return false;
+        }
         let Some(p) = idle.ps.pop() else {
             return false;
         };
@@ -722,6 +730,17 @@ impl Scheduler {
         if let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue)) {
             return Some(self.found_work(m, g));
         }
+        // The network, without blocking: what it wakes lands on this P (Go polls here too,
+        // before stealing).
+        if crate::net::poll_now() {
+            // SAFETY: as above; the poll's wake-ups went through the same P, and are done.
+            let local = unsafe { this.local() };
+            if let Some(g) = local.runnext.take().or_else(|| local.queue.pop()) {
+                return Some(self.found_work(m, g));
+            }
+        }
+        // SAFETY: as above (re-borrowed after the poll, which queued through the P).
+        let local = unsafe { this.local() };
         // Steal from the other Ps, spinning, unless enough Ms spin already.
         let busy = self.ps.len() - self.npidle.load(Ordering::SeqCst);
         if m.spinning.get() || 2 * self.nmspinning.load(Ordering::SeqCst) < busy {
@@ -770,7 +789,15 @@ impl Scheduler {
                 m.spinning.set(true);
                 self.nmspinning.fetch_add(1, Ordering::SeqCst);
             }
+            return None;
         }
+        // Nothing anywhere: if goroutines wait for the network, wait for it here (one M at
+        // most), taking a P for what it wakes before waking it (Go's blocking netpoll).
+        crate::net::block_in_poller(|| {
+            if let Some((p, epoch)) = self.take_idle_p() {
+                m.hold(self, p, epoch);
+            }
+        });
         None
     }
 

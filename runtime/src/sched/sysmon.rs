@@ -53,6 +53,9 @@ fn run(sched: &'static Scheduler) {
             still.insert(p, (tick, since));
         }
         seen = still;
+        if busy {
+            crate::net::poll_if_stale(RETAKE_AFTER);
+        }
         asleep_before = if busy {
             None
         } else {
