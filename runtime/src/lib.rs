@@ -5,7 +5,9 @@
 //! never moves, so ordinary blocking Rust (references into the stack included) runs inside it.
 //!
 //! Spawn goroutines with [`spawn()`], [`go!`] or [`Builder`], join them through [`JoinHandle`],
-//! and run a program's main goroutine with [`run`] or [`macro@main`]. Underneath are the [span heap](heap) and [goroutine
+//! and run a program's main goroutine with [`run`] or [`macro@main`]. Goroutines talk through
+//! [channels](chan), wait on [timers](time) and [locks](sync), and do blocking-style socket I/O
+//! through [`net`], driven by a netpoller. Underneath are the [span heap](heap) and [goroutine
 //! stacks](stack).
 //!
 //! ```

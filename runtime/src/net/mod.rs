@@ -46,7 +46,8 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 pub(crate) use self::poller::{
-    block as block_in_poller, interrupt as interrupt_poller, poll_if_stale, poll_now,
+    block as block_in_poller, has_waiters as network_waiters, interrupt as interrupt_poller,
+    poll_if_stale, poll_now,
 };
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;

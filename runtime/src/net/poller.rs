@@ -127,6 +127,11 @@ pub(crate) fn deregister(fd: RawFd, desc: &'static Desc) {
     poller.free.lock().push(desc);
 }
 
+/// Whether goroutines wait for the network (the deadlock check: the network may wake them).
+pub(crate) fn has_waiters() -> bool {
+    WAITERS.load(Ordering::SeqCst) != 0
+}
+
 /// Counts the calling goroutine as waiting for readiness until the guard drops.
 pub(crate) fn waiting() -> WaitingGuard {
     WAITERS.fetch_add(1, Ordering::SeqCst);

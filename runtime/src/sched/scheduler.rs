@@ -548,10 +548,14 @@ impl Scheduler {
     }
 
     /// Whether no goroutine can ever run again: goroutines exist, every M sleeps without work,
-    /// and no thread outside the runtime exists that could wake one (Go's `checkdead`; a thread
+    /// no timer is pending and no goroutine waits for the network, and no thread outside the
+    /// runtime exists that could wake one (Go's `checkdead`; a thread
     /// blocked in a gort wait counts as asleep).
     pub(crate) fn all_asleep(&self) -> bool {
-        if self.goroutines() == 0 || crate::time::timers_pending() != 0 {
+        if self.goroutines() == 0
+            || crate::time::timers_pending() != 0
+            || crate::net::network_waiters()
+        {
             return false;
         }
         let ms = self.next_m.load(Ordering::SeqCst);
