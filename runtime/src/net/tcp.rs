@@ -1,8 +1,9 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], std's types with blocking-style waits that park
 //! goroutines (see the [module docs](super)).
 //!
-//! Invariant: a connect is complete when the socket has a peer; until then its pending error
-//! is checked after each write-readiness, so a refused connect fails instead of waiting.
+//! Invariants: a connect is complete when the socket has a peer; until then its pending error
+//! is checked after each write-readiness, so a refused connect fails instead of waiting. Every
+//! stream gort accepts or connects has `TCP_NODELAY` on, as in Go.
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
@@ -95,12 +96,7 @@ impl TcpListener {
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (socket, peer) = self.inner.io(Direction::Read, |l| l.accept())?;
-        Ok((
-            TcpStream {
-                inner: Pollable::new(socket)?,
-            },
-            peer,
-        ))
+        Ok((TcpStream::connected(socket)?, peer))
     }
 
     /// An iterator that accepts connections forever, yielding each accept's result.
@@ -211,6 +207,14 @@ impl TcpStream {
         TcpStream::connect_until(addr, Some(Instant::now() + timeout))
     }
 
+    /// Takes an accepted connection, with `TCP_NODELAY` on (see [`TcpStream::set_nodelay`]).
+    fn connected(socket: std::net::TcpStream) -> io::Result<TcpStream> {
+        socket.set_nodelay(true)?;
+        Ok(TcpStream {
+            inner: Pollable::new(socket)?,
+        })
+    }
+
     fn connect_until(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let started = mio::net::TcpStream::connect(*addr)?;
         let socket = std::net::TcpStream::from(OwnedFd::from(started));
@@ -220,7 +224,10 @@ impl TcpStream {
                 return Err(error);
             }
             match inner.get_ref().peer_addr() {
-                Ok(_) => return Ok(TcpStream { inner }),
+                Ok(_) => {
+                    inner.get_ref().set_nodelay(true)?;
+                    return Ok(TcpStream { inner });
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {
                     inner.wait(Direction::Write, deadline)?;
                 }
@@ -308,7 +315,9 @@ impl TcpStream {
         self.inner.io(Direction::Read, |s| s.peek(buf))
     }
 
-    /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
+    /// Sets `TCP_NODELAY`: small writes go out at once instead of waiting for the previous
+    /// one's acknowledgement (Nagle's algorithm). Like Go, gort turns it on for every
+    /// connection it accepts or connects; `set_nodelay(false)` turns Nagle's algorithm back on.
     ///
     /// # Examples
     ///
@@ -317,8 +326,9 @@ impl TcpStream {
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
     /// let stream = TcpStream::connect(listener.local_addr()?)?;
-    /// stream.set_nodelay(true)?;
-    /// assert!(stream.nodelay()?);
+    /// assert!(stream.nodelay()?); // gort's default, as Go's
+    /// stream.set_nodelay(false)?;
+    /// assert!(!stream.nodelay()?);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
@@ -333,8 +343,9 @@ impl TcpStream {
     /// use gort::net::{TcpListener, TcpStream};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
-    /// let stream = TcpStream::connect(listener.local_addr()?)?;
-    /// assert!(!stream.nodelay()?);
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (accepted, _) = listener.accept()?;
+    /// assert!(accepted.nodelay()?);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
