@@ -274,18 +274,25 @@ macro_rules! stream_io {
     ($gort:ident) => {
         impl std::io::Read for &$gort {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.inner
-                    .io($crate::net::pollable::Direction::Read, |mut s| s.read(buf))
+                let n = self
+                    .inner
+                    .io($crate::net::pollable::Direction::Read, |mut s| s.read(buf))?;
+                self.inner.read_drained(n, buf.len());
+                Ok(n)
             }
 
             fn read_vectored(
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
-                self.inner
+                let n = self
+                    .inner
                     .io($crate::net::pollable::Direction::Read, |mut s| {
                         s.read_vectored(bufs)
-                    })
+                    })?;
+                self.inner
+                    .read_drained(n, bufs.iter().map(|buf| buf.len()).sum());
+                Ok(n)
             }
         }
 

@@ -10,7 +10,11 @@
 //! - it is registered with the poller on its first wait in a goroutine, and deregistered
 //!   before the fd closes (on drop or hand-out), which wakes anyone still waiting with an error;
 //! - a timeout applies to one whole operation: its deadline is set at the first `WouldBlock`
-//!   and never extended by retries.
+//!   (or the first wait) and never extended by retries;
+//! - a read skips its first attempt only in a goroutine, after a short stream read left the
+//!   socket empty, and only while the poller has not reported the peer's close: every edge
+//!   after that read either sets `ready` or wakes the waiter, so the skip never loses data,
+//!   and a close reported before it (which brings no new edge) is read rather than waited for.
 
 use std::io;
 use std::mem::ManuallyDrop;
@@ -40,6 +44,9 @@ pub(crate) struct Pollable<S: AsRawFd> {
     write_timeout: AtomicU64,
     /// The user asked for std's non-blocking mode: `WouldBlock` is returned, not waited out.
     nonblocking: AtomicBool,
+    /// A stream read came back short, so the socket was empty then: the next read waits for
+    /// readiness before trying (see [`Pollable::read_drained`]).
+    drained: AtomicBool,
 }
 
 impl<S: AsRawFd> Pollable<S> {
@@ -52,6 +59,7 @@ impl<S: AsRawFd> Pollable<S> {
             read_timeout: AtomicU64::new(0),
             write_timeout: AtomicU64::new(0),
             nonblocking: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
         })
     }
 
@@ -65,6 +73,7 @@ impl<S: AsRawFd> Pollable<S> {
             read_timeout: AtomicU64::new(0),
             write_timeout: AtomicU64::new(0),
             nonblocking: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
         }
     }
 
@@ -103,6 +112,18 @@ impl<S: AsRawFd> Pollable<S> {
     ) -> io::Result<R> {
         let mut deadline = None;
         let mut first_wait = true;
+        if direction == Direction::Read
+            && self.drained.load(Ordering::Relaxed)
+            && self.drained.swap(false, Ordering::Relaxed)
+            && !self.nonblocking.load(Ordering::Relaxed)
+            && current_g().is_some()
+            && self.peer_may_send()
+        {
+            // Known empty: wait first, and skip an attempt that would only fail.
+            deadline = self.timeout(direction).map(|t| Instant::now() + t);
+            first_wait = false;
+            self.wait(direction, deadline)?;
+        }
         loop {
             match op(&self.io) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -116,6 +137,26 @@ impl<S: AsRawFd> Pollable<S> {
                 deadline = self.timeout(direction).map(|t| Instant::now() + t);
             }
             self.wait(direction, deadline)?;
+        }
+    }
+
+    /// Records that a stream read of `len` bytes answered `n`: a short read (0 < n < len) left
+    /// the socket empty at that moment, so any data that comes after it brings a new edge, and
+    /// the next read can wait for that edge instead of trying first (one failed system call
+    /// less per message). A stale hint costs nothing: the wait finds `ready` or the edge.
+    pub(crate) fn read_drained(&self, n: usize, len: usize) {
+        if n > 0 && n < len {
+            self.drained.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the poller has not reported the peer's close (or an error): a close reported
+    /// before a short read brings no further edge, so the end of stream must be read, not
+    /// waited for.
+    fn peer_may_send(&self) -> bool {
+        match self.desc.get() {
+            Some(Ok(desc)) => !desc.read_closed.load(Ordering::Acquire),
+            _ => false,
         }
     }
 

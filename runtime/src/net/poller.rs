@@ -49,6 +49,9 @@ impl Wake for Waiter {
 pub(crate) struct Desc {
     pub(crate) read: Readiness<Waiter>,
     pub(crate) write: Readiness<Waiter>,
+    /// The peer closed its side or the socket failed: set before the read direction is
+    /// notified of it, so a reader that sees it clear has not consumed that notification yet.
+    pub(crate) read_closed: AtomicBool,
 }
 
 struct Poller {
@@ -96,11 +99,13 @@ pub(crate) fn register(fd: RawFd) -> io::Result<&'static Desc> {
         Some(desc) => {
             desc.read.reset();
             desc.write.reset();
+            desc.read_closed.store(false, Ordering::Relaxed);
             desc
         }
         None => Box::leak(Box::new(Desc {
             read: Readiness::new(),
             write: Readiness::new(),
+            read_closed: AtomicBool::new(false),
         })),
     };
     let token = Token(std::ptr::from_ref(desc) as usize);
@@ -235,6 +240,9 @@ fn dispatch(events: &Events) -> bool {
         // SAFETY: every token but the waker's is a descriptor's address, and descriptors are
         // never freed (see the module's invariant).
         let desc = unsafe { &*(event.token().0 as *const Desc) };
+        if event.is_read_closed() || event.is_error() {
+            desc.read_closed.store(true, Ordering::Release);
+        }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             desc.read.notify();
         }

@@ -404,6 +404,9 @@ impl Scheduler {
         // An M that is awake looks at its locked queue whenever it schedules (and before it
         // sleeps, under this lock).
         let Some(at) = idle.ms.iter().position(|m| std::ptr::eq(&**m, target)) else {
+            // It may be the M waiting in the netpoller: it looks once woken.
+            drop(idle);
+            crate::net::interrupt_poller();
             return;
         };
         if idle.want_p.iter().any(|m| std::ptr::eq(&**m, target)) {
@@ -663,6 +666,20 @@ impl Scheduler {
             let p = match local.p.get() {
                 Some(p) => p,
                 None => {
+                    // Without a P: if goroutines wait for the network and no M waits in the
+                    // poller, this one does, taking a P for what it wakes (an M that lost its P
+                    // to sysmon comes here too, so the network is never left unpolled).
+                    if m.locked.is_empty()
+                        && crate::net::block_in_poller(|| {
+                            if let Some((p, epoch)) = self.take_idle_p() {
+                                local.hold(self, p, epoch);
+                                local.ran_with_p.set(false);
+                                local.spinning.set(false);
+                            }
+                        })
+                    {
+                        continue;
+                    }
                     let handoff = self.stopm(&m);
                     local.hold(self, handoff.p, handoff.epoch);
                     local.ran_with_p.set(false);
@@ -755,7 +772,14 @@ impl Scheduler {
             // Look for a short while before sleeping: going to sleep and being woken costs
             // microseconds of system calls and context switches, while a busy producer usually
             // has more work within a few.
-            let spin_until = Instant::now() + SPIN_BEFORE_SLEEP;
+            // With goroutines waiting for the network, an idle M waits in the poller instead,
+            // which the kernel wakes as soon as any socket is ready: spinning would only burn
+            // the CPU the network needs.
+            let spin_until = if crate::net::network_waiters() {
+                Instant::now()
+            } else {
+                Instant::now() + SPIN_BEFORE_SLEEP
+            };
             loop {
                 let start = tick as usize;
                 for i in 0..self.ps.len() {
@@ -795,13 +819,8 @@ impl Scheduler {
             }
             return None;
         }
-        // Nothing anywhere: if goroutines wait for the network, wait for it here (one M at
-        // most), taking a P for what it wakes before waking it (Go's blocking netpoll).
-        crate::net::block_in_poller(|| {
-            if let Some((p, epoch)) = self.take_idle_p() {
-                m.hold(self, p, epoch);
-            }
-        });
+        // Nothing anywhere: the M loop waits in the netpoller if goroutines wait for the
+        // network (Go's blocking netpoll), or sleeps.
         None
     }
 
