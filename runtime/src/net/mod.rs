@@ -75,6 +75,17 @@ fn each_addr<A: ToSocketAddrs, T>(
     }))
 }
 
+/// Raises a listening socket's backlog to the system's maximum (the kernel caps the request at
+/// `net.core.somaxconn`), as Go listens; std listens with 128.
+fn listen_with_system_backlog(listener: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    // A second `listen` on a listening socket only changes its backlog.
+    // SAFETY: `listen` on an open socket that `listener` keeps open for the call.
+    if unsafe { libc::listen(listener.as_raw_fd(), i32::MAX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Conversions between a gort socket and its std type and raw fds, and `Debug`.
 macro_rules! fd_conversions {
     ($gort:ident, $std:ty) => {

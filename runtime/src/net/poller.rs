@@ -237,8 +237,8 @@ fn dispatch(events: &Events) -> bool {
         if event.token() == WAKER {
             continue;
         }
-        // SAFETY: every token but the waker's is a descriptor's address, and descriptors are
-        // never freed (see the module's invariant).
+        // Descriptors are never freed (see the module's invariant).
+        // SAFETY: every token but the waker's is the address of a live `Desc`.
         let desc = unsafe { &*(event.token().0 as *const Desc) };
         if event.is_read_closed() || event.is_error() {
             desc.read_closed.store(true, Ordering::Release);

@@ -64,7 +64,8 @@ pub struct Incoming<'a> {
 
 impl TcpListener {
     /// Binds a listener to `addr` (resolved off the scheduler), trying each resolved address in
-    /// turn.
+    /// turn. Like Go (and unlike std's 128), it queues as many pending connections as the
+    /// system allows (`net.core.somaxconn`), so a burst of connects is not dropped.
     ///
     /// # Examples
     ///
@@ -75,8 +76,10 @@ impl TcpListener {
     /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         each_addr(addr, |addr| {
+            let listener = std::net::TcpListener::bind(addr)?;
+            super::listen_with_system_backlog(&listener)?;
             Ok(TcpListener {
-                inner: Pollable::new(std::net::TcpListener::bind(addr)?)?,
+                inner: Pollable::new(listener)?,
             })
         })
     }

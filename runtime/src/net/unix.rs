@@ -72,7 +72,8 @@ pub struct UnixIncoming<'a> {
 }
 
 impl UnixListener {
-    /// Binds a listener to the socket file at `path` (which must not exist).
+    /// Binds a listener to the socket file at `path` (which must not exist), queueing as many
+    /// pending connections as the system allows, like [`super::TcpListener::bind`].
     ///
     /// # Examples
     ///
@@ -85,8 +86,10 @@ impl UnixListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
+        super::listen_with_system_backlog(&listener)?;
         Ok(UnixListener {
-            inner: Pollable::new(std::os::unix::net::UnixListener::bind(path)?)?,
+            inner: Pollable::new(listener)?,
         })
     }
 
