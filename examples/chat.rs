@@ -19,8 +19,8 @@
 //! - a client's line is never sent back to it;
 //! - a line longer than `MAX_LINE_BYTES` ends the client's connection.
 
-#[path = "support/accept.rs"]
-mod accept;
+#[path = "support/server.rs"]
+mod server;
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -41,16 +41,11 @@ const MAX_LINE_BYTES: usize = 4096;
 
 #[gort::main]
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let listener = TcpListener::bind(&addr)?;
-    println!("chat server listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
-    serve(listener);
-    Err(io::Error::other(
-        "the listener stopped accepting connections",
-    ))
+    server::run(
+        DEFAULT_ADDR,
+        |addr| format!("chat server listening on {addr}"),
+        serve,
+    )
 }
 
 /// Runs a chat room for the connections `listener` accepts. Runs forever, unless accepting
@@ -59,7 +54,7 @@ pub fn serve(listener: TcpListener) {
     let (events, hub_events) = chan::bounded(HUB_EVENTS);
     gort::go!(run_hub(hub_events));
     let mut last_id = 0;
-    let error = accept::accept_loop("chat", &listener, |socket, peer| {
+    let error = server::accept_loop("chat", &listener, |socket, peer| {
         last_id += 1;
         let (id, events) = (last_id, events.clone());
         gort::go!(serve_client(id, socket, peer, events));

@@ -9,13 +9,13 @@
 //! The code is plain blocking Rust: a read or write that would block parks the goroutine, and
 //! the thread runs other connections meanwhile.
 //!
-//! Invariant: the accept loop (`support/accept.rs`, shared by the example servers) ends only on
+//! Invariant: the accept loop (`support/server.rs`, shared by the example servers) ends only on
 //! an error that cannot pass; running out of file descriptors is waited out.
 
-#[path = "support/accept.rs"]
-mod accept;
+#[path = "support/server.rs"]
+mod server;
 
-use std::io::{self, Write};
+use std::io;
 
 use gort::net::{TcpListener, TcpStream};
 
@@ -23,22 +23,17 @@ const DEFAULT_ADDR: &str = "127.0.0.1:7000";
 
 #[gort::main]
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let listener = TcpListener::bind(&addr)?;
-    println!("echo server listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
-    serve(listener);
-    Err(io::Error::other(
-        "the listener stopped accepting connections",
-    ))
+    server::run(
+        DEFAULT_ADDR,
+        |addr| format!("echo server listening on {addr}"),
+        serve,
+    )
 }
 
 /// Echoes every connection `listener` accepts, each in its own goroutine. Runs forever, unless
 /// accepting fails for good (the error is logged on stderr).
 pub fn serve(listener: TcpListener) {
-    let error = accept::accept_loop("echo_server", &listener, |socket, _peer| {
+    let error = server::accept_loop("echo_server", &listener, |socket, _peer| {
         gort::go!(echo(socket));
     });
     eprintln!("echo_server: accepting failed for good: {error}");

@@ -20,8 +20,8 @@
 //! - the server closes a connection by half-closing it and reading what the client still sends
 //!   for a moment, so the client reads the last response instead of a connection reset.
 
-#[path = "support/accept.rs"]
-mod accept;
+#[path = "support/server.rs"]
+mod server;
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -44,22 +44,17 @@ const LINGER_BYTES: usize = 256 * 1024;
 
 #[gort::main]
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let listener = TcpListener::bind(&addr)?;
-    println!("listening on http://{}/", listener.local_addr()?);
-    io::stdout().flush()?;
-    serve(listener);
-    Err(io::Error::other(
-        "the listener stopped accepting connections",
-    ))
+    server::run(
+        DEFAULT_ADDR,
+        |addr| format!("listening on http://{addr}/"),
+        serve,
+    )
 }
 
 /// Serves HTTP on every connection `listener` accepts, each in its own goroutine. Runs
 /// forever, unless accepting fails for good (the error is logged on stderr).
 pub fn serve(listener: TcpListener) {
-    let error = accept::accept_loop("http_hello", &listener, |socket, _peer| {
+    let error = server::accept_loop("http_hello", &listener, |socket, _peer| {
         gort::go!(serve_connection(socket));
     });
     eprintln!("http_hello: accepting failed for good: {error}");

@@ -17,10 +17,10 @@
 //! - when forwarding fails in one direction, both connections are shut down, which ends the
 //!   other direction's goroutine too.
 
-#[path = "support/accept.rs"]
-mod accept;
+#[path = "support/server.rs"]
+mod server;
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 
@@ -33,13 +33,11 @@ fn main() -> io::Result<()> {
         eprintln!("usage: tcp_proxy LISTEN_ADDR UPSTREAM_ADDR");
         std::process::exit(2);
     };
-    let listener = TcpListener::bind(&listen)?;
-    println!("proxying {} to {upstream}", listener.local_addr()?);
-    io::stdout().flush()?;
-    serve(listener, &upstream);
-    Err(io::Error::other(
-        "the listener stopped accepting connections",
-    ))
+    server::run(
+        &listen,
+        |addr| format!("proxying {addr} to {upstream}"),
+        |listener| serve(listener, &upstream),
+    )
 }
 
 /// Forwards every connection `listener` accepts to `upstream` (an address `TcpStream::connect`
@@ -47,7 +45,7 @@ fn main() -> io::Result<()> {
 /// is logged on stderr).
 pub fn serve(listener: TcpListener, upstream: &str) {
     let upstream: Arc<str> = upstream.into();
-    let error = accept::accept_loop("tcp_proxy", &listener, |client, peer| {
+    let error = server::accept_loop("tcp_proxy", &listener, |client, peer| {
         let upstream = Arc::clone(&upstream);
         gort::go!(proxy(client, peer, &upstream));
     });

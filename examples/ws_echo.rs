@@ -9,10 +9,10 @@
 //! Text and binary messages come back as they were sent; tungstenite itself answers pings and
 //! completes the closing handshake.
 
-#[path = "support/accept.rs"]
-mod accept;
+#[path = "support/server.rs"]
+mod server;
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 
 use gort::net::{TcpListener, TcpStream};
@@ -22,22 +22,17 @@ const DEFAULT_ADDR: &str = "127.0.0.1:9001";
 
 #[gort::main]
 fn main() -> io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let listener = TcpListener::bind(&addr)?;
-    println!("listening on ws://{}/", listener.local_addr()?);
-    io::stdout().flush()?;
-    serve(listener);
-    Err(io::Error::other(
-        "the listener stopped accepting connections",
-    ))
+    server::run(
+        DEFAULT_ADDR,
+        |addr| format!("listening on ws://{addr}/"),
+        serve,
+    )
 }
 
 /// Echoes WebSocket messages on every connection `listener` accepts, each in its own
 /// goroutine. Runs forever, unless accepting fails for good (the error is logged on stderr).
 pub fn serve(listener: TcpListener) {
-    let error = accept::accept_loop("ws_echo", &listener, |socket, peer| {
+    let error = server::accept_loop("ws_echo", &listener, |socket, peer| {
         gort::go!(echo_messages(socket, peer));
     });
     eprintln!("ws_echo: accepting failed for good: {error}");

@@ -6,7 +6,7 @@
 //! `PATIENCE`, so a bug fails the test instead of hanging it. The servers run until the test
 //! process ends.
 
-// Each example includes the shared accept loop (`examples/support/accept.rs`) as its own module
+// Each example includes the shared accept loop (`examples/support/server.rs`) as its own module
 // so that it builds alone; here, with all of them in one crate, that file is loaded five times.
 #![allow(clippy::duplicate_mod)]
 

@@ -53,20 +53,17 @@ impl<S: AsRawFd> Pollable<S> {
     /// Takes `io` and puts its fd in non-blocking mode.
     pub(crate) fn new(io: S) -> io::Result<Self> {
         set_fd_nonblocking(io.as_raw_fd(), true)?;
-        Ok(Self {
-            io: ManuallyDrop::new(io),
-            desc: OnceLock::new(),
-            read_timeout: AtomicU64::new(0),
-            write_timeout: AtomicU64::new(0),
-            nonblocking: AtomicBool::new(false),
-            drained: AtomicBool::new(false),
-        })
+        Ok(Self::wrap(io))
     }
 
     /// Takes `io` whose fd may be in any mode: a conversion that cannot fail. If the mode
     /// cannot be set, the fd is unusable and its first operation reports why.
     pub(crate) fn from_std(io: S) -> Self {
         let _ = set_fd_nonblocking(io.as_raw_fd(), true);
+        Self::wrap(io)
+    }
+
+    fn wrap(io: S) -> Self {
         Self {
             io: ManuallyDrop::new(io),
             desc: OnceLock::new(),
