@@ -5,9 +5,10 @@
 //! and goroutines, conversions to and from std types and raw fds, std's non-blocking mode, and
 //! refused or unroutable connects.
 //!
-//! Every blocking operation has a generous timeout, so that a bug fails a test instead of hanging
-//! it. The 10,000-connection echo runs its server and its clients in two child processes, each
-//! with its descriptor limit raised; `GORT_LONG_TESTS=1` runs it for more rounds.
+//! Every blocking operation has a generous timeout, and every test body that involves goroutines
+//! a watchdog, so that a bug fails a test instead of hanging it. The 10,000-connection echo runs
+//! its server and its clients in two child processes, each with its descriptor limit raised;
+//! `GORT_LONG_TESTS=1` runs it for more rounds.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -15,6 +16,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use gort::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
@@ -70,10 +72,36 @@ macro_rules! impl_test_traits {
 impl_test_traits!(UdpSocket, UnixDatagram);
 impl_test_traits!(TcpStream, UnixStream; streams);
 
-/// Runs `check` on this plain thread, then in a goroutine.
+/// How long a test body may take before the test calls it hung: a goroutine the scheduler never
+/// runs again cannot time out by itself.
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Runs `body` on a new plain thread and answers its value; fails the test instead of hanging
+/// when `body` takes longer than [`WATCHDOG`].
+fn bounded<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = done.send(body());
+    });
+    match finished.recv_timeout(WATCHDOG) {
+        Ok(value) => value,
+        Err(RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the body sends its value"),
+        },
+        Err(RecvTimeoutError::Timeout) => panic!("not done after {WATCHDOG:?}: hung"),
+    }
+}
+
+/// Runs `body` in a goroutine, like `gort::run`, within the [`WATCHDOG`].
+fn run<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    bounded(move || gort::run(body))
+}
+
+/// Runs `check` on a plain thread, then in a goroutine.
 fn on_thread_and_in_goroutine(check: fn()) {
-    check();
-    gort::run(check);
+    bounded(check);
+    run(check);
 }
 
 /// A connected TCP pair: (client, the server's side), with safety nets.
@@ -161,7 +189,7 @@ where
 
 #[test]
 fn a_hundred_clients_each_echo_a_hundred_messages() {
-    gort::run(|| {
+    run(|| {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         spawn_echo_server(listener);
@@ -200,10 +228,8 @@ fn raise_fd_limit(wanted: u64) -> u64 {
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one rlimit into `limit`.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(rc, 0, "getrlimit: {}", io::Error::last_os_error());
     if limit.rlim_cur >= wanted {
         return limit.rlim_cur;
     }
@@ -220,10 +246,8 @@ fn raise_fd_limit(wanted: u64) -> u64 {
         rlim_max: limit.rlim_max,
     };
     // SAFETY: as above; raising the soft limit to the hard one needs no privilege.
-    assert_eq!(
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft_to_hard) },
-        0
-    );
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft_to_hard) };
+    assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
     limit.rlim_max
 }
 
@@ -243,14 +267,15 @@ fn connections_that_fit(wanted: usize) -> usize {
 /// What the concurrent echo's server sends each connection it accepts.
 const GREETING: &[u8] = b"accepted\n";
 /// Connects the concurrent echo's clients may have in flight that the server has not accepted:
-/// below std's listen backlog of 128 (see `a_listener_queues_a_burst_larger_than_std_s_backlog`).
+/// fewer than any listen backlog (std's is 128), so that the kernel never drops a handshake or
+/// answers it by SYN cookie (see `a_listener_queues_a_burst_larger_than_std_s_backlog`).
 const CONNECTS_IN_FLIGHT: u32 = 64;
 
 /// The concurrent echo's server (the child process of the test): greets each of `connections`
 /// it accepts, waits until all are open at once, then echoes each. The clients run in a child
 /// process of their own, so that each side's descriptors fit the limit.
 fn serve_concurrent_echo(connections: usize) {
-    gort::run(move || {
+    run(move || {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let started = Instant::now();
@@ -300,7 +325,7 @@ fn serve_concurrent_echo(connections: usize) {
 /// its echo.
 fn run_concurrent_clients(addr: SocketAddr, connections: usize) {
     assert_eq!(connections_that_fit(connections), connections);
-    gort::run(move || {
+    run(move || {
         let started = Instant::now();
         let in_flight = Arc::new(gort::sync::Semaphore::new(CONNECTS_IN_FLIGHT));
         let all_connected = Arc::new(gort::sync::Barrier::new(connections + 1));
@@ -397,7 +422,7 @@ fn a_listener_queues_a_burst_larger_than_std_s_backlog() {
 
 #[test]
 fn a_half_closed_client_still_reads_the_reply_sent_after_its_end_of_stream() {
-    gort::run(|| {
+    run(|| {
         let (mut client, server) = tcp_pair();
         let server = gort::spawn(move || {
             let mut server = server;
@@ -453,7 +478,7 @@ fn assert_reset(outcome: io::Result<usize>) {
     assert_eq!(kind, io::ErrorKind::ConnectionReset);
 }
 
-fn assert_reset_or_broken(outcome: io::Result<usize>) {
+fn assert_reset_or_broken<T: std::fmt::Debug>(outcome: io::Result<T>) {
     let kind = outcome.expect_err("a reset connection").kind();
     assert!(
         matches!(
@@ -466,7 +491,7 @@ fn assert_reset_or_broken(outcome: io::Result<usize>) {
 
 #[test]
 fn closing_with_unread_data_resets_the_peer_parked_in_read() {
-    gort::run(|| {
+    run(|| {
         let (client, server) = tcp_pair();
         (&client).write_all(b"never read").unwrap();
         // The data is in the server's queue: closing now discards it, which resets.
@@ -478,7 +503,7 @@ fn closing_with_unread_data_resets_the_peer_parked_in_read() {
 
 #[test]
 fn a_linger_zero_close_resets_the_peer_and_fails_its_writes() {
-    gort::run(|| {
+    run(|| {
         let (client, server) = tcp_pair();
         let client = Arc::new(client);
         set_linger_zero(&server);
@@ -487,32 +512,16 @@ fn a_linger_zero_close_resets_the_peer_and_fails_its_writes() {
     });
 }
 
-/// Writes to `socket` in std's non-blocking mode until its buffers are full; answers the bytes
-/// written.
-fn fill(socket: &TcpStream) -> usize {
-    socket.set_nonblocking(true).unwrap();
-    let chunk = [0x5a; 64 * 1024];
-    let mut written = 0;
-    loop {
-        match (&*socket).write(&chunk) {
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => panic!("filling the socket: {e}"),
-        }
-    }
-    socket.set_nonblocking(false).unwrap();
-    written
-}
-
 #[test]
 fn a_writer_parked_on_a_full_socket_fails_when_the_peer_resets() {
-    gort::run(|| {
+    run(|| {
         let (client, server) = tcp_pair();
-        assert!(fill(&client) > 0);
-        let client = Arc::new(client);
-        let writer = gort::spawn({
-            let client = Arc::clone(&client);
-            move || (&*client).write(&[1; 1024])
+        // The peer never reads: the writer fills the buffers, then parks.
+        let writer = gort::spawn(move || -> io::Result<()> {
+            let chunk = [0x5a; 64 * 1024];
+            loop {
+                (&client).write_all(&chunk)?;
+            }
         });
         wait_until_parked_in_io(writer.id());
         set_linger_zero(&server);
@@ -579,7 +588,7 @@ fn assert_shutdown_wakes_a_parked_reader<S: Stream>(pair: (S, S), how: Shutdown,
 where
     for<'a> &'a S: Read,
 {
-    gort::run(move || {
+    run(move || {
         let (socket, _silent_peer) = pair;
         let socket = Arc::new(socket);
         let clone = via_clone.then(|| socket.try_clone().unwrap());
@@ -642,7 +651,7 @@ fn reversed(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn udp_send_to_and_recv_from_round_trip_between_goroutines() {
-    gort::run(|| {
+    run(|| {
         let rounds = 100;
         let server = UdpSocket::bind("127.0.0.1:0").unwrap().with_safety_net();
         let server_addr = server.local_addr().unwrap();
@@ -661,36 +670,38 @@ fn udp_send_to_and_recv_from_round_trip_between_goroutines() {
 
 #[test]
 fn udp_connected_send_and_recv_round_trip_between_a_goroutine_and_a_thread() {
-    let rounds = 100;
-    let on_thread = UdpSocket::bind("127.0.0.1:0").unwrap().with_safety_net();
-    let in_goroutine = UdpSocket::bind("127.0.0.1:0").unwrap().with_safety_net();
-    on_thread
-        .connect(in_goroutine.local_addr().unwrap())
-        .unwrap();
-    in_goroutine
-        .connect(on_thread.local_addr().unwrap())
-        .unwrap();
-    let reflector = gort::spawn(move || {
+    bounded(|| {
+        let rounds = 100;
+        let on_thread = UdpSocket::bind("127.0.0.1:0").unwrap().with_safety_net();
+        let in_goroutine = UdpSocket::bind("127.0.0.1:0").unwrap().with_safety_net();
+        on_thread
+            .connect(in_goroutine.local_addr().unwrap())
+            .unwrap();
+        in_goroutine
+            .connect(on_thread.local_addr().unwrap())
+            .unwrap();
+        let reflector = gort::spawn(move || {
+            let mut buf = [0; 1024];
+            for _ in 0..rounds {
+                let n = in_goroutine.recv(&mut buf).unwrap();
+                buf[..n].reverse();
+                in_goroutine.send(&buf[..n]).unwrap();
+            }
+        });
         let mut buf = [0; 1024];
-        for _ in 0..rounds {
-            let n = in_goroutine.recv(&mut buf).unwrap();
-            buf[..n].reverse();
-            in_goroutine.send(&buf[..n]).unwrap();
+        for round in 0..rounds {
+            let sent = datagram(round);
+            assert_eq!(on_thread.send(&sent).unwrap(), sent.len());
+            let n = on_thread.recv(&mut buf).unwrap();
+            assert_eq!(buf[..n], reversed(&sent));
         }
+        reflector.join().unwrap();
     });
-    let mut buf = [0; 1024];
-    for round in 0..rounds {
-        let sent = datagram(round);
-        assert_eq!(on_thread.send(&sent).unwrap(), sent.len());
-        let n = on_thread.recv(&mut buf).unwrap();
-        assert_eq!(buf[..n], reversed(&sent));
-    }
-    reflector.join().unwrap();
 }
 
 #[test]
 fn udp_peek_from_wakes_and_leaves_the_datagram_queued() {
-    gort::run(|| {
+    run(|| {
         let receiver = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap().with_safety_net());
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         let peeker = gort::spawn({
@@ -740,102 +751,107 @@ impl Drop for TempDir {
 
 #[test]
 fn unix_stream_listener_and_pair_round_trip() {
-    let dir = TempDir::new("stream");
-    let path = dir.join("echo.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(&*path));
-    let clients = 4;
-    let server = gort::spawn(move || {
-        let echoes: Vec<_> = listener
-            .incoming()
-            .take(clients)
-            .map(|socket| {
-                let socket = socket.unwrap().with_safety_net();
-                gort::spawn(move || echo_until_eof(socket).unwrap())
+    bounded(|| {
+        let dir = TempDir::new("stream");
+        let path = dir.join("echo.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(&*path));
+        let clients = 4;
+        let server = gort::spawn(move || {
+            let echoes: Vec<_> = listener
+                .incoming()
+                .take(clients)
+                .map(|socket| {
+                    let socket = socket.unwrap().with_safety_net();
+                    gort::spawn(move || echo_until_eof(socket).unwrap())
+                })
+                .collect();
+            for echo in echoes {
+                echo.join().unwrap();
+            }
+        });
+        // Half the clients are goroutines, half plain threads.
+        let connect_and_check = |index: usize, path: &Path| {
+            let socket = UnixStream::connect(path).unwrap().with_safety_net();
+            assert_eq!(socket.peer_addr().unwrap().as_pathname(), Some(path));
+            assert_echoed(&socket, &payload(index));
+        };
+        let goroutines: Vec<_> = (0..clients / 2)
+            .map(|index| {
+                let path = path.clone();
+                gort::spawn(move || connect_and_check(index, &path))
             })
             .collect();
-        for echo in echoes {
-            echo.join().unwrap();
+        for index in clients / 2..clients {
+            connect_and_check(index, &path);
         }
-    });
-    // Half the clients are goroutines, half plain threads.
-    let connect_and_check = |index: usize, path: &Path| {
-        let socket = UnixStream::connect(path).unwrap().with_safety_net();
-        assert_eq!(socket.peer_addr().unwrap().as_pathname(), Some(path));
-        assert_echoed(&socket, &payload(index));
-    };
-    let goroutines: Vec<_> = (0..clients / 2)
-        .map(|index| {
-            let path = path.clone();
-            gort::spawn(move || connect_and_check(index, &path))
-        })
-        .collect();
-    for index in clients / 2..clients {
-        connect_and_check(index, &path);
-    }
-    for client in goroutines {
-        client.join().unwrap();
-    }
-    server.join().unwrap();
+        for client in goroutines {
+            client.join().unwrap();
+        }
+        server.join().unwrap();
 
-    let (on_thread, in_goroutine) = unix_pair();
-    let echo = gort::spawn(move || echo_until_eof(in_goroutine).unwrap());
-    assert_echoed(&on_thread, &payload(7));
-    echo.join().unwrap();
-    drop(dir);
-    assert!(!path.exists(), "the socket directory is removed");
+        let (on_thread, in_goroutine) = unix_pair();
+        let echo = gort::spawn(move || echo_until_eof(in_goroutine).unwrap());
+        assert_echoed(&on_thread, &payload(7));
+        echo.join().unwrap();
+        drop(dir);
+        assert!(!path.exists(), "the socket directory is removed");
+    });
 }
 
 #[test]
 fn unix_datagrams_round_trip_bound_unbound_and_paired() {
-    let dir = TempDir::new("dgram");
-    let server_path = dir.join("server.sock");
-    let client_path = dir.join("client.sock");
-    gort::run(move || {
-        let server = UnixDatagram::bind(&server_path).unwrap().with_safety_net();
-        let server = Arc::new(server);
-        // A bound sender can be answered at its path.
-        let answering = gort::spawn({
-            let server = Arc::clone(&server);
-            move || {
-                let mut buf = [0; 64];
-                let (n, from) = server.recv_from(&mut buf).unwrap();
-                let from = from.as_pathname().expect("a bound sender").to_owned();
-                buf[..n].reverse();
-                server.send_to(&buf[..n], from).unwrap();
-            }
+    bounded(|| {
+        let dir = TempDir::new("dgram");
+        let server_path = dir.join("server.sock");
+        let client_path = dir.join("client.sock");
+        run(move || {
+            let server = UnixDatagram::bind(&server_path).unwrap().with_safety_net();
+            let server = Arc::new(server);
+            // A bound sender can be answered at its path.
+            let answering = gort::spawn({
+                let server = Arc::clone(&server);
+                move || {
+                    let mut buf = [0; 64];
+                    let (n, from) = server.recv_from(&mut buf).unwrap();
+                    let from = from.as_pathname().expect("a bound sender").to_owned();
+                    buf[..n].reverse();
+                    server.send_to(&buf[..n], from).unwrap();
+                }
+            });
+            wait_until_parked_in_io(answering.id());
+            let client = UnixDatagram::bind(&client_path).unwrap().with_safety_net();
+            client.send_to(b"to the server", &server_path).unwrap();
+            let mut buf = [0; 64];
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"revres eht ot");
+            assert_eq!(from.as_pathname(), Some(&*server_path));
+            answering.join().unwrap();
+
+            // An unbound sender is anonymous.
+            let unbound = UnixDatagram::unbound().unwrap();
+            unbound.send_to(b"anonymous", &server_path).unwrap();
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"anonymous");
+            assert!(from.is_unnamed());
         });
-        wait_until_parked_in_io(answering.id());
-        let client = UnixDatagram::bind(&client_path).unwrap().with_safety_net();
-        client.send_to(b"to the server", &server_path).unwrap();
-        let mut buf = [0; 64];
-        let (n, from) = client.recv_from(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"revres eht ot");
-        assert_eq!(from.as_pathname(), Some(&*server_path));
-        answering.join().unwrap();
 
-        // An unbound sender is anonymous.
-        let unbound = UnixDatagram::unbound().unwrap();
-        unbound.send_to(b"anonymous", &server_path).unwrap();
-        let (n, from) = server.recv_from(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"anonymous");
-        assert!(from.is_unnamed());
-    });
-
-    // A pair, between a goroutine and this plain thread.
-    let (on_thread, in_goroutine) = UnixDatagram::pair().unwrap();
-    let (on_thread, in_goroutine) = (on_thread.with_safety_net(), in_goroutine.with_safety_net());
-    let reflector = gort::spawn(move || {
+        // A pair, between a goroutine and this plain thread.
+        let (on_thread, in_goroutine) = UnixDatagram::pair().unwrap();
+        let (on_thread, in_goroutine) =
+            (on_thread.with_safety_net(), in_goroutine.with_safety_net());
+        let reflector = gort::spawn(move || {
+            let mut buf = [0; 64];
+            let n = in_goroutine.recv(&mut buf).unwrap();
+            buf[..n].reverse();
+            in_goroutine.send(&buf[..n]).unwrap();
+        });
+        on_thread.send(b"paired").unwrap();
         let mut buf = [0; 64];
-        let n = in_goroutine.recv(&mut buf).unwrap();
-        buf[..n].reverse();
-        in_goroutine.send(&buf[..n]).unwrap();
+        let n = on_thread.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"deriap");
+        reflector.join().unwrap();
     });
-    on_thread.send(b"paired").unwrap();
-    let mut buf = [0; 64];
-    let n = on_thread.recv(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"deriap");
-    reflector.join().unwrap();
 }
 
 #[test]
@@ -861,27 +877,29 @@ fn tcp_works_on_plain_threads_without_goroutines() {
 
 #[test]
 fn a_socket_moves_between_plain_threads_and_goroutines() {
-    let (client, server) = tcp_pair(); // made on this plain thread
-    // In a goroutine, the read parks on the netpoller until this thread writes.
-    let reader = gort::spawn(move || {
+    bounded(|| {
+        let (client, server) = tcp_pair(); // made on this plain thread
+        // In a goroutine, the read parks on the netpoller until this thread writes.
+        let reader = gort::spawn(move || {
+            let mut buf = [0; 5];
+            (&server).read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"hello");
+            server
+        });
+        wait_until_parked_in_io(reader.id());
+        (&client).write_all(b"hello").unwrap();
+        let server = reader.join().unwrap();
+        // Back on a plain thread, the same (now registered) socket waits in poll(2).
+        let writer = gort::spawn(move || (&client).write_all(b"world").map(|()| client));
         let mut buf = [0; 5];
         (&server).read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"hello");
-        server
+        assert_eq!(&buf, b"world");
+        let client = writer.join().unwrap().unwrap();
+        // And the goroutine's end can move to a thread too.
+        std::thread::spawn(move || assert_echoed_once(&client, &server))
+            .join()
+            .unwrap();
     });
-    wait_until_parked_in_io(reader.id());
-    (&client).write_all(b"hello").unwrap();
-    let server = reader.join().unwrap();
-    // Back on a plain thread, the same (now registered) socket waits in poll(2).
-    let writer = gort::spawn(move || (&client).write_all(b"world").map(|()| client));
-    let mut buf = [0; 5];
-    (&server).read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"world");
-    let client = writer.join().unwrap().unwrap();
-    // And the goroutine's end can move to a thread too.
-    std::thread::spawn(move || assert_echoed_once(&client, &server))
-        .join()
-        .unwrap();
 }
 
 /// `a` writes a byte that `b` reads.
@@ -941,7 +959,7 @@ where
 
 #[test]
 fn conversions_to_std_and_fds_hand_out_blocking_sockets_that_convert_back() {
-    gort::run(|| {
+    run(|| {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let listener = round_trip_conversions::<_, std::net::TcpListener>(listener);
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -977,7 +995,7 @@ fn conversions_to_std_and_fds_hand_out_blocking_sockets_that_convert_back() {
 
 #[test]
 fn a_socket_waited_on_in_a_goroutine_still_works_after_a_trip_through_std() {
-    gort::run(|| {
+    run(|| {
         let (client, mut server) = tcp_pair();
         for round in 0..3u8 {
             // The read parks, so the socket is registered with the poller before each trip.

@@ -232,7 +232,14 @@ impl TcpStream {
                     return Ok(TcpStream { inner });
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    inner.wait(Direction::Write, deadline)?;
+                    inner
+                        .wait(Direction::Write, deadline)
+                        .map_err(|e| match e.kind() {
+                            io::ErrorKind::TimedOut => {
+                                io::Error::new(io::ErrorKind::TimedOut, "connect timed out")
+                            }
+                            _ => e,
+                        })?;
                 }
                 Err(e) => return Err(e),
             }

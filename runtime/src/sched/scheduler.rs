@@ -669,7 +669,11 @@ impl Scheduler {
                     // Without a P: if goroutines wait for the network and no M waits in the
                     // poller, this one does, taking a P for what it wakes (an M that lost its P
                     // to sysmon comes here too, so the network is never left unpolled).
+                    // A new M starts with its handoff already in the slot: it takes that P
+                    // (in `stopm`) rather than waiting in the poller with it. No handoff can
+                    // arrive later while it waits there: handoffs go to idle Ms only.
                     if m.locked.is_empty()
+                        && m.handoff.lock().is_none()
                         && crate::net::block_in_poller(|| {
                             if let Some((p, epoch)) = self.take_idle_p() {
                                 local.hold(self, p, epoch);
