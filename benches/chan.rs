@@ -25,8 +25,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/may.rs"]
 mod may_support;
+use cpu::cpu_time;
 use may_support::{may_run, may_spawn};
 
 const ROUND_TRIPS: u64 = 10_000;
@@ -213,20 +216,6 @@ fn mpmc(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// CPU time this process has used (all threads).
-fn cpu_time() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
-        usage.assume_init()
-    };
-    let time = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 fn gort_sleepers() {

@@ -49,8 +49,11 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/may.rs"]
 mod may_support;
+use cpu::cpu_time;
 use may_support::{may_run, may_spawn};
 
 /// Worker threads of every server: one per core of the machine the numbers are for.
@@ -663,7 +666,7 @@ impl<F: Fn() -> Duration> Meter<F> {
     fn start(server_cpu: F) -> Self {
         Self {
             server_start: server_cpu(),
-            client_start: own_cpu(),
+            client_start: cpu_time(),
             wall_start: Instant::now(),
             server_cpu,
         }
@@ -673,7 +676,7 @@ impl<F: Fn() -> Duration> Meter<F> {
         let wall = self.wall_start.elapsed();
         Run {
             server_cpu: (self.server_cpu)().saturating_sub(self.server_start),
-            client_cpu: own_cpu().saturating_sub(self.client_start),
+            client_cpu: cpu_time().saturating_sub(self.client_start),
             wall,
         }
     }
@@ -811,18 +814,4 @@ fn process_cpu(pid: u32) -> Duration {
     // SAFETY: sysconf only reads a configuration value.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     Duration::from_nanos(ticks * 1_000_000_000 / per_second)
-}
-
-/// CPU time this process has used (all threads): the client's.
-fn own_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
-        usage.assume_init()
-    };
-    let time = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    time(usage.ru_utime) + time(usage.ru_stime)
 }

@@ -137,6 +137,36 @@ impl<S: AsRawFd> Pollable<S> {
         }
     }
 
+    /// Waits for a non-blocking connect started on this socket to complete (Go's
+    /// `connect` then wait for writability): it has completed once the socket has a peer
+    /// (`peer` answers `Ok`), and has failed once it has a pending error (`take_error`), which
+    /// is checked after every write-readiness so that a refused connect fails at once.
+    pub(crate) fn await_connect<A>(
+        &self,
+        deadline: Option<Instant>,
+        take_error: impl Fn(&S) -> io::Result<Option<io::Error>>,
+        peer: impl Fn(&S) -> io::Result<A>,
+    ) -> io::Result<()> {
+        loop {
+            if let Some(error) = take_error(&self.io)? {
+                return Err(error);
+            }
+            match peer(&self.io) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    self.wait(Direction::Write, deadline).map_err(|e| {
+                        if e.kind() == io::ErrorKind::TimedOut {
+                            io::Error::new(io::ErrorKind::TimedOut, "connect timed out")
+                        } else {
+                            e
+                        }
+                    })?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Records that a stream read of `len` bytes answered `n`: a short read (0 < n < len) left
     /// the socket empty at that moment, so any data that comes after it brings a new edge, and
     /// the next read can wait for that edge instead of trying first (one failed system call

@@ -1,9 +1,8 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], std's types with blocking-style waits that park
 //! goroutines (see the [module docs](super)).
 //!
-//! Invariants: a connect is complete when the socket has a peer; until then its pending error
-//! is checked after each write-readiness, so a refused connect fails instead of waiting. Every
-//! stream gort accepts or connects has `TCP_NODELAY` on, as in Go.
+//! Invariant: every stream gort accepts or connects has `TCP_NODELAY` on, as in Go (a connect
+//! completes as `Pollable::await_connect` says).
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
@@ -222,28 +221,9 @@ impl TcpStream {
         let started = mio::net::TcpStream::connect(*addr)?;
         let socket = std::net::TcpStream::from(OwnedFd::from(started));
         let inner = Pollable::new(socket)?;
-        loop {
-            if let Some(error) = inner.get_ref().take_error()? {
-                return Err(error);
-            }
-            match inner.get_ref().peer_addr() {
-                Ok(_) => {
-                    inner.get_ref().set_nodelay(true)?;
-                    return Ok(TcpStream { inner });
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    inner
-                        .wait(Direction::Write, deadline)
-                        .map_err(|e| match e.kind() {
-                            io::ErrorKind::TimedOut => {
-                                io::Error::new(io::ErrorKind::TimedOut, "connect timed out")
-                            }
-                            _ => e,
-                        })?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        inner.await_connect(deadline, |s| s.take_error(), |s| s.peer_addr())?;
+        inner.get_ref().set_nodelay(true)?;
+        Ok(TcpStream { inner })
     }
 
     /// The address of the remote end.

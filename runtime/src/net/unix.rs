@@ -1,8 +1,8 @@
 //! Unix domain sockets: [`UnixListener`], [`UnixStream`] and [`UnixDatagram`], std's types with
 //! blocking-style waits that park goroutines (see the [module docs](super)).
 //!
-//! Invariant: as for TCP, a connect is complete once the socket has a peer, and a datagram
-//! moves whole in one system call.
+//! Invariant: a datagram moves whole in one system call (a connect completes as
+//! `Pollable::await_connect` says).
 
 use std::io;
 use std::net::Shutdown;
@@ -180,18 +180,8 @@ impl UnixStream {
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let started = mio::net::UnixStream::connect(path)?;
         let inner = Pollable::new(std::os::unix::net::UnixStream::from(OwnedFd::from(started)))?;
-        loop {
-            if let Some(error) = inner.get_ref().take_error()? {
-                return Err(error);
-            }
-            match inner.get_ref().peer_addr() {
-                Ok(_) => return Ok(UnixStream { inner }),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                    inner.wait(Direction::Write, None)?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        inner.await_connect(None, |s| s.take_error(), |s| s.peer_addr())?;
+        Ok(UnixStream { inner })
     }
 
     /// A pair of connected sockets.
@@ -218,32 +208,6 @@ impl UnixStream {
                 inner: Pollable::new(b)?,
             },
         ))
-    }
-
-    /// The address of the local end.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = gort::net::UnixStream::pair()?;
-    /// assert!(a.local_addr()?.is_unnamed());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
-    }
-
-    /// The address of the remote end.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = gort::net::UnixStream::pair()?;
-    /// assert!(a.peer_addr()?.is_unnamed());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().peer_addr()
     }
 
     /// Shuts down the read half, the write half or both; goroutines waiting on this socket
@@ -403,32 +367,6 @@ impl UnixDatagram {
         self.inner.io(Direction::Read, |s| s.recv(buf))
     }
 
-    /// The address the socket is bound to.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = gort::net::UnixDatagram::pair()?;
-    /// assert!(a.local_addr()?.is_unnamed());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().local_addr()
-    }
-
-    /// The connected peer's address.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = gort::net::UnixDatagram::pair()?;
-    /// assert!(a.peer_addr()?.is_unnamed());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().peer_addr()
-    }
-
     /// Shuts down the read half, the write half or both; goroutines waiting on this socket
     /// wake and see the shutdown.
     ///
@@ -449,6 +387,41 @@ impl UnixDatagram {
     }
 }
 
+/// `local_addr` and `peer_addr` of a Unix socket type that has `pair()`.
+macro_rules! unix_addresses {
+    ($gort:ident) => {
+        impl $gort {
+            /// The address of the local end.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let (a, _b) = gort::net::", stringify!($gort), "::pair()?;")]
+            /// assert!(a.local_addr()?.is_unnamed());
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
+            pub fn local_addr(&self) -> io::Result<SocketAddr> {
+                self.inner.get_ref().local_addr()
+            }
+
+            /// The address of the remote end.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let (a, _b) = gort::net::", stringify!($gort), "::pair()?;")]
+            /// assert!(a.peer_addr()?.is_unnamed());
+            /// # Ok::<(), std::io::Error>(())
+            /// ```
+            pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+                self.inner.get_ref().peer_addr()
+            }
+        }
+    };
+}
+
+unix_addresses!(UnixStream);
+unix_addresses!(UnixDatagram);
 fd_conversions!(UnixListener, std::os::unix::net::UnixListener);
 fd_conversions!(UnixStream, std::os::unix::net::UnixStream);
 fd_conversions!(UnixDatagram, std::os::unix::net::UnixDatagram);
