@@ -12,8 +12,10 @@ pub(crate) use loom::sync::atomic;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic;
 
+#[cfg(loom)]
+pub(crate) use loom::sync::MutexGuard;
 #[cfg(not(loom))]
-pub(crate) use parking_lot::Mutex;
+pub(crate) use parking_lot::{Mutex, MutexGuard};
 
 /// loom's mutex behind `parking_lot`'s interface (`lock` returns the guard directly).
 #[cfg(loom)]

@@ -23,9 +23,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::poller::{self, Desc};
+use super::poller::{self, Desc, NetWaiter};
 use super::readiness::{Readiness, Wait};
-use crate::sched::{WaitReason, Waiter, current_g, park_current};
+use crate::sched::{WaitReason, current_g, park_releasing};
 use crate::time::park_until;
 
 /// Which way an operation moves data.
@@ -192,25 +192,30 @@ impl<S: AsRawFd> Pollable<S> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(timed_out(direction));
         }
-        if current_g().is_none() {
+        let Some(g) = current_g() else {
             return wait_on_thread(self.io.as_raw_fd(), direction, deadline);
-        }
+        };
         let desc = self.desc()?;
-        let readiness: &Readiness<Waiter> = match direction {
+        let readiness: &Readiness<NetWaiter> = match direction {
             Direction::Read => &desc.read,
             Direction::Write => &desc.write,
         };
         let _waiting = poller::waiting();
-        let outcome = readiness.wait(Waiter::current, || match deadline {
-            None => {
-                park_current(WaitReason::IoWait);
-                true
-            }
-            Some(deadline) => {
+        let outcome = match deadline {
+            // SAFETY: `g` is the calling goroutine, and its waiter goes to `wait_parked`.
+            None => readiness.wait_parked(unsafe { NetWaiter::parked(g) }, |held| {
+                // SAFETY: descriptors are never freed, so the lock outlives the release.
+                let release = unsafe { held.into_release() };
+                // Until the release, the entry is behind the lock; after, `notify` or `close`
+                // takes it off the list and readies `g`, once.
+                // SAFETY: `g` is the calling goroutine, reachable only as just said.
+                unsafe { park_releasing(g, WaitReason::IoWait, release) };
+            }),
+            Some(deadline) => readiness.wait(NetWaiter::woken, || {
                 park_until(WaitReason::IoWait, deadline);
                 Instant::now() < deadline
-            }
-        });
+            }),
+        };
         match outcome {
             Wait::Ready => Ok(()),
             Wait::TimedOut => Err(timed_out(direction)),

@@ -32,23 +32,60 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use parking_lot::Mutex;
 
 use super::readiness::{Readiness, Wake};
-use crate::sched::Waiter;
+use crate::sched::{G, Waiter, ready_parked};
 
 /// Events taken from the kernel per poll.
 const EVENTS: usize = 256;
 /// The waker's token; descriptors' tokens are their (non-null, aligned) addresses.
 const WAKER: Token = Token(0);
 
-impl Wake for Waiter {
+/// A goroutine waiting on a socket's readiness.
+pub(crate) struct NetWaiter(Kind);
+
+enum Kind {
+    /// With a deadline: parked on its park word ([`Readiness::wait`]).
+    Woken(Waiter),
+    /// Without one: parked under the readiness lock ([`Readiness::wait_parked`]).
+    Parked(*const G),
+}
+
+// SAFETY: a `Parked` goroutine is reached only through the readiness list it is on, by the one
+// party that takes it off (see `Readiness`), from whatever thread that party runs on.
+unsafe impl Send for NetWaiter {}
+
+impl NetWaiter {
+    /// The calling goroutine, waiting with a deadline.
+    pub(crate) fn woken() -> NetWaiter {
+        NetWaiter(Kind::Woken(Waiter::current()))
+    }
+
+    /// Goroutine `g`, waiting without a deadline.
+    ///
+    /// # Safety
+    ///
+    /// `g` is the calling goroutine, and the waiter goes to [`Readiness::wait_parked`]: it is
+    /// woken once, by whoever takes it off the list, while `g` is parked.
+    pub(crate) unsafe fn parked(g: &G) -> NetWaiter {
+        NetWaiter(Kind::Parked(g))
+    }
+}
+
+impl Wake for NetWaiter {
     fn wake(self) {
-        Waiter::wake(self);
+        match self.0 {
+            Kind::Woken(waiter) => waiter.wake(),
+            // The waiter took this entry off the list, so it is the one party that can reach
+            // the goroutine, which stays parked (its record live) until readied.
+            // SAFETY: the contract of `NetWaiter::parked`, as just said.
+            Kind::Parked(g) => unsafe { ready_parked(&*g) },
+        }
     }
 }
 
 /// A registered socket's readiness, one per direction.
 pub(crate) struct Desc {
-    pub(crate) read: Readiness<Waiter>,
-    pub(crate) write: Readiness<Waiter>,
+    pub(crate) read: Readiness<NetWaiter>,
+    pub(crate) write: Readiness<NetWaiter>,
     /// The peer closed its side or the socket failed: set before the read direction is
     /// notified of it, so a reader that sees it clear has not consumed that notification yet.
     pub(crate) read_closed: AtomicBool,

@@ -16,7 +16,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -189,6 +189,10 @@ pub(crate) struct Scheduler {
     idle: Mutex<Idle>,
     npidle: AtomicUsize,
     nmspinning: AtomicUsize,
+    /// A `wakep` counted its spinning M in `nmspinning` and interrupted the M waiting in the
+    /// netpoller to be that M: set before the interrupt, taken by that M once its poll returns
+    /// (or back by the `wakep` if no M was waiting after all). See [`Scheduler::startm`].
+    spinner_in_poller: AtomicBool,
     /// Ms on `Idle::want_p`, readable without the lock.
     nwant_p: AtomicUsize,
     next_m: AtomicUsize,
@@ -268,6 +272,7 @@ impl Scheduler {
             }),
             npidle: AtomicUsize::new(config.procs),
             nmspinning: AtomicUsize::new(0),
+            spinner_in_poller: AtomicBool::new(false),
             nwant_p: AtomicUsize::new(0),
             next_m: AtomicUsize::new(0),
             goroutines_off_p: std::sync::atomic::AtomicI64::new(0),
@@ -359,9 +364,20 @@ impl Scheduler {
             return false;
         }
         // No idle M to run it: the one waiting in the netpoller takes the P itself once woken
-        // (rather than a new thread being started).
-        if idle.ms.is_empty() && crate::net::interrupt_poller() {
-            return false;
+        // (rather than a new thread being started), as the spinning M if this one is to spin.
+        // It takes the flag after its poll returns, which is after the interrupt found it
+        // waiting: so a flag set before the interrupt is taken by it, or taken back here.
+        if idle.ms.is_empty() {
+            if spinning {
+                self.spinner_in_poller.store(true, Ordering::SeqCst);
+            }
+            if crate::net::interrupt_poller() {
+                return spinning;
+            }
+            if spinning && !self.spinner_in_poller.swap(false, Ordering::SeqCst) {
+                // The M leaving the poller took it meanwhile: it spins for us.
+                return true;
+            }
         }
         let Some(p) = idle.ps.pop() else {
             return false;
@@ -675,10 +691,18 @@ impl Scheduler {
                     if m.locked.is_empty()
                         && m.handoff.lock().is_none()
                         && crate::net::block_in_poller(|| {
-                            if let Some((p, epoch)) = self.take_idle_p() {
-                                local.hold(self, p, epoch);
-                                local.ran_with_p.set(false);
-                                local.spinning.set(false);
+                            // Woken to be a `wakep`'s spinning M, perhaps (see `startm`).
+                            let spinner = self.spinner_in_poller.swap(false, Ordering::SeqCst);
+                            match self.take_idle_p() {
+                                Some((p, epoch)) => {
+                                    local.hold(self, p, epoch);
+                                    local.ran_with_p.set(false);
+                                    local.spinning.set(spinner);
+                                }
+                                None if spinner => {
+                                    self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                                }
+                                None => {}
                             }
                         })
                     {
