@@ -3,8 +3,12 @@
 # the same request handling (httparse, keep-alive, pipelined requests answered with one write),
 # measured with wrk on this machine, one server after the other:
 #
-#   benches/http.sh            # wrk -t2 -c100 -d10s against each server
-#   DURATION=30s benches/http.sh
+#   benches/http.sh            # 3 rounds of wrk -t2 -c100 -d10s against each server
+#   DURATION=30s ROUNDS=5 benches/http.sh
+#
+# The servers take turns within each round (a fresh process for each run), and the table shows
+# each server's median over the rounds: one run's requests per second vary by a few percent
+# with what else the two cores do, as much as the servers differ.
 #
 # The tokio server (and a gort server running the very same handler code, as a control) are
 # modes of the `net` bench binary: `net serve http-tokio|http-gort ADDR` (see benches/net.rs).
@@ -19,6 +23,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-100}
+ROUNDS=${ROUNDS:-3}
 
 if ! command -v wrk >/dev/null 2>&1; then
     echo "benches/http.sh: wrk is not installed (e.g. apt-get install wrk); nothing measured."
@@ -92,15 +97,35 @@ measure() {
     echo "$name|$rps|$(awk -v c=$((after - before)) -v r="$requests" 'BEGIN { printf "%.2f", c / 1000 / r }')" >>"$results"
 }
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
-measure "gort (examples/http_hello)" "$example" 127.0.0.1:0
-measure "tokio (net serve http-tokio)" "$bench" serve http-tokio 127.0.0.1:0
-measure "gort (net serve http-gort)" "$bench" serve http-gort 127.0.0.1:0
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION on $(nproc) cores, $ROUNDS round(s); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq "$ROUNDS"); do
+    echo "-- round $round"
+    measure "gort (examples/http_hello)" "$example" 127.0.0.1:0
+    measure "tokio (net serve http-tokio)" "$bench" serve http-tokio 127.0.0.1:0
+    measure "gort (net serve http-gort)" "$bench" serve http-gort 127.0.0.1:0
+done
 
 echo
-printf '%-30s %12s %22s\n' server requests/s "server CPU µs/request"
-while IFS='|' read -r name rps cpu; do
-    printf '%-30s %12.0f %22s\n' "$name" "$rps" "$cpu"
-done <"$results"
-awk -F'|' 'NR == 1 { gort = $2 } NR == 2 { tokio = $2 } NR == 3 { same = $2 }
-    END { printf "requests/s ratio gort/tokio: %.2f (example), %.2f (same handler code)\n", gort / tokio, same / tokio }' "$results"
+printf '%-30s %12s %12s %22s\n' server "median rps" "(min..max)" "server CPU µs/request"
+# Per server, in the order first measured: the median run by requests per second.
+awk -F'|' '
+    !($1 in n) { order[++servers] = $1 }
+    { n[$1]++; rps[$1, n[$1]] = $2; cpu[$1, n[$1]] = $3 }
+    END {
+        for (s = 1; s <= servers; s++) {
+            name = order[s]
+            for (i = 1; i <= n[name]; i++) {
+                for (j = i + 1; j <= n[name]; j++) {
+                    if (rps[name, j] < rps[name, i]) {
+                        t = rps[name, i]; rps[name, i] = rps[name, j]; rps[name, j] = t
+                        t = cpu[name, i]; cpu[name, i] = cpu[name, j]; cpu[name, j] = t
+                    }
+                }
+            }
+            mid = int((n[name] + 1) / 2)
+            median[s] = rps[name, mid]
+            range = sprintf("%.0fk..%.0fk", rps[name, 1] / 1000, rps[name, n[name]] / 1000)
+            printf "%-30s %12.0f %12s %22s\n", name, median[s], range, cpu[name, mid]
+        }
+        printf "requests/s ratio of medians gort/tokio: %.2f (example), %.2f (same handler code)\n", median[1] / median[2], median[3] / median[2]
+    }' "$results"
