@@ -1,8 +1,9 @@
 //! After Go's `TestDeferHeapAndStack`: goroutines repeatedly recurse with two deferred
 //! increments per level, heap records (through `Defers`, in a loop) on even depths and stack
 //! records on odd ones, with frames large enough that the recursion crosses stack segments.
-//! At the deepest level each one yields, so the collector, which runs cycles back to back on
-//! another thread meanwhile, scans it with its segments and defer chain woven through them.
+//! At the deepest level each one yields (or sleeps, until the collector has walked some frames),
+//! so the collector, which runs cycles back to back on another thread meanwhile, scans it with
+//! its segments and defer chain woven through them.
 //! The test runs in a child process with `GORT_DEBUG=verify`: a bad pointer aborts it.
 //! Short in CI (P=2, N=1000, D=20); `GORT_LONG_TESTS=1` runs P=4, N=10000, D=200.
 
@@ -11,6 +12,7 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use gort::defer::Defers;
 
@@ -22,7 +24,14 @@ const FRAME: usize = 2048;
 fn recurse(level: u32, depth: u32, count: &Rc<Cell<u32>>) -> u32 {
     let frame = black_box([level as u8; FRAME]);
     if level == depth {
-        gort::yield_now(); // let the collector scan this goroutine at its deepest
+        // Let the collector scan this goroutine at its deepest. Until some cycle has walked a
+        // goroutine's frames, it parks for a while; a yield alone may be over before any cycle
+        // looks (a release build does a round in microseconds).
+        if gort::mem_stats().frames_walked == 0 {
+            gort::time::sleep(Duration::from_millis(1));
+        } else {
+            gort::yield_now();
+        }
         return count.get();
     }
     let descend =

@@ -110,6 +110,16 @@ fn the_echo_server_survives_running_out_of_file_descriptors() {
     // none of them needs a descriptor later.
     drop(connect_echoed(addr));
     assert!(!wait_state(server.id()).is_empty());
+    // The warm-up connection's goroutine has closed the server's side (else that descriptor
+    // would free up later, and the limit below would leave one too many).
+    let deadline = Instant::now() + SAFETY_NET;
+    while gort::num_goroutines() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the warm-up connection was never closed"
+        );
+        std::thread::yield_now();
+    }
     let original = fd_limits().rlim_cur;
 
     set_soft_fd_limit(limit_leaving(2 * SERVED + 1));

@@ -688,25 +688,16 @@ impl Scheduler {
                     // A new M starts with its handoff already in the slot: it takes that P
                     // (in `stopm`) rather than waiting in the poller with it. No handoff can
                     // arrive later while it waits there: handoffs go to idle Ms only.
-                    if m.locked.is_empty()
-                        && m.handoff.lock().is_none()
-                        && crate::net::block_in_poller(|| {
-                            // Woken to be a `wakep`'s spinning M, perhaps (see `startm`).
-                            let spinner = self.spinner_in_poller.swap(false, Ordering::SeqCst);
-                            match self.take_idle_p() {
-                                Some((p, epoch)) => {
-                                    local.hold(self, p, epoch);
-                                    local.ran_with_p.set(false);
-                                    local.spinning.set(spinner);
-                                }
-                                None if spinner => {
-                                    self.nmspinning.fetch_sub(1, Ordering::SeqCst);
-                                }
-                                None => {}
-                            }
-                        })
-                    {
-                        continue;
+                    if m.locked.is_empty() && m.handoff.lock().is_none() {
+                        if crate::net::block_in_poller(|| {
+                            self.leave_poller(&local, true);
+                        }) {
+                            continue;
+                        }
+                        // It did not wait after all, but a `wakep` may have counted on it.
+                        if self.leave_poller(&local, false) {
+                            continue;
+                        }
                     }
                     let handoff = self.stopm(&m);
                     local.hold(self, handoff.p, handoff.epoch);
@@ -717,6 +708,30 @@ impl Scheduler {
             };
             if let Some(g) = self.find_runnable(&local, p) {
                 self.execute(&local, g);
+            }
+        }
+    }
+
+    /// An M without a P leaving the netpoller (`polled`: its poll returned) or deciding not to
+    /// wait in it: takes the spinning count a `wakep` left for the M there, if any (see
+    /// `startm`), and an idle P to run what the poll woke or to spin with. `true` if it took a P.
+    fn leave_poller(&'static self, local: &MLocal, polled: bool) -> bool {
+        let spinner = self.spinner_in_poller.swap(false, Ordering::SeqCst);
+        if !(polled || spinner) {
+            return false;
+        }
+        match self.take_idle_p() {
+            Some((p, epoch)) => {
+                local.hold(self, p, epoch);
+                local.ran_with_p.set(false);
+                local.spinning.set(spinner);
+                true
+            }
+            None => {
+                if spinner {
+                    self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+                }
+                false
             }
         }
     }
