@@ -39,6 +39,8 @@ mod release;
 #[cfg(not(loom))]
 mod scheduler;
 #[cfg_attr(loom, allow(dead_code))]
+mod spinner_handoff;
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod status;
 #[cfg(not(loom))]
 mod sysmon;

@@ -16,7 +16,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use super::config::Config;
 use super::g::{G, GRef, Switch, WaitReason};
 use super::ownership::{self, Lease, Ownership, UserFlag};
 use super::release::Release;
+use super::spinner_handoff::SpinnerHandoff;
 use super::status;
 use super::{join, park};
 use crate::stack::{Stack, StackCache};
@@ -189,10 +190,8 @@ pub(crate) struct Scheduler {
     idle: Mutex<Idle>,
     npidle: AtomicUsize,
     nmspinning: AtomicUsize,
-    /// A `wakep` counted its spinning M in `nmspinning` and interrupted the M waiting in the
-    /// netpoller to be that M: set before the interrupt, taken by that M once its poll returns
-    /// (or back by the `wakep` if no M was waiting after all). See [`Scheduler::startm`].
-    spinner_in_poller: AtomicBool,
+    /// A `wakep`'s spinning count, handed to the M waiting in the netpoller.
+    spinner_in_poller: SpinnerHandoff,
     /// Ms on `Idle::want_p`, readable without the lock.
     nwant_p: AtomicUsize,
     next_m: AtomicUsize,
@@ -272,7 +271,7 @@ impl Scheduler {
             }),
             npidle: AtomicUsize::new(config.procs),
             nmspinning: AtomicUsize::new(0),
-            spinner_in_poller: AtomicBool::new(false),
+            spinner_in_poller: SpinnerHandoff::new(),
             nwant_p: AtomicUsize::new(0),
             next_m: AtomicUsize::new(0),
             goroutines_off_p: std::sync::atomic::AtomicI64::new(0),
@@ -365,18 +364,13 @@ impl Scheduler {
         }
         // No idle M to run it: the one waiting in the netpoller takes the P itself once woken
         // (rather than a new thread being started), as the spinning M if this one is to spin.
-        // It takes the flag after its poll returns, which is after the interrupt found it
-        // waiting: so a flag set before the interrupt is taken by it, or taken back here.
         if idle.ms.is_empty() {
             if spinning {
-                self.spinner_in_poller.store(true, Ordering::SeqCst);
-            }
-            if crate::net::interrupt_poller() {
-                return spinning;
-            }
-            if spinning && !self.spinner_in_poller.swap(false, Ordering::SeqCst) {
-                // The M leaving the poller took it meanwhile: it spins for us.
-                return true;
+                if self.spinner_in_poller.offer(crate::net::interrupt_poller) {
+                    return true;
+                }
+            } else if crate::net::interrupt_poller() {
+                return false;
             }
         }
         let Some(p) = idle.ps.pop() else {
@@ -713,10 +707,11 @@ impl Scheduler {
     }
 
     /// An M without a P leaving the netpoller (`polled`: its poll returned) or deciding not to
-    /// wait in it: takes the spinning count a `wakep` left for the M there, if any (see
-    /// `startm`), and an idle P to run what the poll woke or to spin with. `true` if it took a P.
+    /// wait in it: takes the spinning count a `wakep` handed to the M there, if any (see
+    /// `spinner_handoff`), and an idle P to run what the poll woke or to spin with. `true` if it
+    /// took a P.
     fn leave_poller(&'static self, local: &MLocal, polled: bool) -> bool {
-        let spinner = self.spinner_in_poller.swap(false, Ordering::SeqCst);
+        let spinner = self.spinner_in_poller.take();
         if !(polled || spinner) {
             return false;
         }
