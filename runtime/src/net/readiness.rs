@@ -343,20 +343,15 @@ mod loom_model {
     #[cfg(gort_loom_lost_readiness)]
     #[test]
     fn loom_catches_a_lost_edge() {
-        let caught = std::panic::catch_unwind(|| edge_against_a_reader(wait_on_token));
-        assert!(
-            caught.is_err(),
-            "the model must find the reader parked for good"
-        );
-    }
-
-    #[cfg(gort_loom_lost_readiness)]
-    #[test]
-    fn loom_catches_a_lost_edge_under_the_lock() {
-        let caught = std::panic::catch_unwind(|| edge_against_a_reader(wait_under_lock));
-        assert!(
-            caught.is_err(),
-            "the model must find the reader parked for good"
-        );
+        for (kind, wait) in [
+            ("on its token", wait_on_token as WaitWith),
+            ("under the lock", wait_under_lock),
+        ] {
+            let caught = std::panic::catch_unwind(|| edge_against_a_reader(wait));
+            assert!(
+                caught.is_err(),
+                "the model must find the reader parked {kind} for good"
+            );
+        }
     }
 }
