@@ -70,7 +70,8 @@ impl Blocked {
     }
 
     /// Blocks a [`Blocked::single`] operation whose entry `state` (its channel's guard) has just
-    /// queued, until it ends; releases the lock.
+    /// queued, until it ends; releases the lock. Inlined down to the switch, like its callers.
+    #[inline(always)]
     fn block<T>(
         &self,
         state: SpinGuard<'_, State<T>>,
@@ -103,6 +104,7 @@ impl Blocked {
     /// Parks until the operation completes or `deadline` passes (then cancels it). Once a
     /// counterpart has claimed it, waits without parking: the counterpart has already woken
     /// it, or is about to, and publishes completion right after.
+    #[inline(never)]
     pub(crate) fn wait(&self, deadline: Option<Instant>, reason: WaitReason) -> Outcome {
         let mut pauses = 0u32;
         self.operation.wait_with(
@@ -321,34 +323,66 @@ impl<T> Channel<T> {
 
     /// Sends, blocking until there is room or a receiver, `deadline` passes, or every receiver
     /// is gone.
+    ///
+    /// Inlined into its callers down to the switch (see [`crate::sched::park_releasing`]): the
+    /// parts before and after are out of line.
+    #[inline(always)]
     pub(crate) fn send(
         &self,
         value: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
+        let (mut state, value) = match self.send_or_lock(value, deadline) {
+            Ok(sent) => return sent,
+            Err(blocking) => blocking,
+        };
+        let blocked = Blocked::single(deadline);
+        let slot = UnsafeCell::new(Some(value));
+        self.register_sender(&mut state, Entry::new(&blocked, 0, &slot));
+        let outcome = blocked.block(state, deadline, WaitReason::ChanSend);
+        self.sent(outcome, &blocked, slot)
+    }
+
+    /// The part of [`Channel::send`] before blocking: sends if that needs no waiting, or
+    /// answers the locked state and the value to block with.
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn send_or_lock(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+    ) -> Result<Result<(), SendTimeoutError<T>>, (SpinGuard<'_, State<T>>, T)> {
         let mut state = self.lock();
-        let value = match self.try_send_locked(&mut state, value) {
+        match self.try_send_locked(&mut state, value) {
             Ok(completion) => {
                 drop(state);
                 if let Some(completion) = completion {
                     completion.finish();
                 }
-                return Ok(());
+                Ok(Ok(()))
             }
             Err(TrySendError::Disconnected(value)) => {
-                return Err(SendTimeoutError::Disconnected(value));
+                Ok(Err(SendTimeoutError::Disconnected(value)))
             }
-            Err(TrySendError::Full(value)) => value,
-        };
-        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            return Err(SendTimeoutError::Timeout(value));
+            Err(TrySendError::Full(value)) => {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Ok(Err(SendTimeoutError::Timeout(value)));
+                }
+                Err((state, value))
+            }
         }
-        let blocked = Blocked::single(deadline);
-        let slot = UnsafeCell::new(Some(value));
-        self.register_sender(&mut state, Entry::new(&blocked, 0, &slot));
-        let outcome = blocked.block(state, deadline, WaitReason::ChanSend);
+    }
+
+    /// The part of [`Channel::send`] after blocking, on `outcome`.
+    #[inline(never)]
+    fn sent(
+        &self,
+        outcome: Outcome,
+        blocked: &Blocked,
+        slot: UnsafeCell<Option<T>>,
+    ) -> Result<(), SendTimeoutError<T>> {
         if outcome != Outcome::Done(0) {
-            self.unregister(&mut self.lock(), &blocked);
+            self.unregister(&mut self.lock(), blocked);
         }
         let unsent = slot.into_inner();
         match outcome {
@@ -364,7 +398,29 @@ impl<T> Channel<T> {
 
     /// Receives, blocking until a value arrives, `deadline` passes (`Ok(None)`), or the channel
     /// is empty with every sender gone.
+    ///
+    /// Inlined into its callers down to the switch, like [`Channel::send`].
+    #[inline(always)]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Option<T>, TryRecvError> {
+        let mut state = match self.recv_or_lock(deadline) {
+            Ok(received) => return received,
+            Err(state) => state,
+        };
+        let blocked = Blocked::single(deadline);
+        let slot = UnsafeCell::new(None);
+        self.register_receiver(&mut state, Entry::new(&blocked, 0, &slot));
+        let outcome = blocked.block(state, deadline, WaitReason::ChanReceive);
+        self.received(outcome, &blocked, slot, deadline)
+    }
+
+    /// The part of [`Channel::recv`] before blocking: receives if that needs no waiting, or
+    /// answers the locked state to block with.
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn recv_or_lock(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Result<Option<T>, TryRecvError>, SpinGuard<'_, State<T>>> {
         let mut state = self.lock();
         match self.try_recv_locked(&mut state) {
             Ok((value, completion)) => {
@@ -372,20 +428,29 @@ impl<T> Channel<T> {
                 if let Some(completion) = completion {
                     completion.finish();
                 }
-                return Ok(Some(value));
+                Ok(Ok(Some(value)))
             }
-            Err(TryRecvError::Disconnected) => return Err(TryRecvError::Disconnected),
-            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => Ok(Err(TryRecvError::Disconnected)),
+            Err(TryRecvError::Empty) => {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Ok(Ok(None));
+                }
+                Err(state)
+            }
         }
-        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            return Ok(None);
-        }
-        let blocked = Blocked::single(deadline);
-        let slot = UnsafeCell::new(None);
-        self.register_receiver(&mut state, Entry::new(&blocked, 0, &slot));
-        let outcome = blocked.block(state, deadline, WaitReason::ChanReceive);
+    }
+
+    /// The part of [`Channel::recv`] after blocking, on `outcome`.
+    #[inline(never)]
+    fn received(
+        &self,
+        outcome: Outcome,
+        blocked: &Blocked,
+        slot: UnsafeCell<Option<T>>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<T>, TryRecvError> {
         if outcome != Outcome::Done(0) {
-            self.unregister(&mut self.lock(), &blocked);
+            self.unregister(&mut self.lock(), blocked);
         }
         match outcome {
             Outcome::Done(_) => Ok(Some(

@@ -118,6 +118,7 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert_eq!(tx.send(2).unwrap_err().into_inner(), 2);
     /// ```
+    #[inline(always)]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.channel
             .send(value, None)
@@ -246,6 +247,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.recv(), Ok(7)); // buffered values come first
     /// assert!(rx.recv().is_err());
     /// ```
+    #[inline(always)]
     pub fn recv(&self) -> Result<T, RecvError> {
         match self.channel.recv(None) {
             Ok(Some(value)) => Ok(value),
@@ -451,6 +453,7 @@ pub struct Iter<'a, T> {
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         self.receiver.recv().ok()
     }
@@ -496,6 +499,7 @@ pub struct IntoIter<T> {
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         self.receiver.recv().ok()
     }

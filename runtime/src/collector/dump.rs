@@ -117,6 +117,11 @@ fn look_at(g: &G, now: u64, me: Option<*const G>) -> Seen {
 /// caller) or from where it suspended.
 fn walk(g: &G, from: Option<usize>) -> Frames {
     let mut addresses = Vec::new();
+    // A stopped goroutine's innermost frame is where it suspended, which no return address
+    // names: the blocking call is inlined into it.
+    if from.is_none() && g.stopped.pc() != 0 {
+        addresses.push(g.stopped.pc());
+    }
     let mut more = 0;
     let walked = scan::walk_frames_from(g, from, |return_address| {
         if addresses.len() < MAX_FRAMES {

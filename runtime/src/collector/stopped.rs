@@ -8,11 +8,11 @@
 //! - `measured` is the collector's own: only the collector thread reads and writes it (and
 //!   spawn resets it while no one refers to the record), claim or not;
 //! - `fp` is 0 until the goroutine first suspends: a goroutine that never ran has no frames;
-//! - `fp` and `sp` describe the goroutine's stack as it is until it runs again.
+//! - `fp`, `sp` and `pc` describe the goroutine's stack as it is until it runs again.
 
 use std::cell::Cell;
 
-use crate::stack::registers::{frame_pointer, stack_pointer};
+use crate::stack::registers::{frame_pointer, program_counter, stack_pointer};
 
 /// The record (one per goroutine record).
 pub(crate) struct Stopped {
@@ -20,6 +20,8 @@ pub(crate) struct Stopped {
     fp: Cell<usize>,
     /// The stack pointer where it suspended.
     sp: Cell<usize>,
+    /// Where it suspended, inside the frame at `fp` (which may have the blocking call inlined).
+    pc: Cell<usize>,
     /// The frame pointer of the goroutine's entry frame: frame walks end there.
     entry: Cell<usize>,
     /// Whether the goroutine ran since the collector last scanned it.
@@ -36,6 +38,7 @@ impl Stopped {
         Stopped {
             fp: Cell::new(0),
             sp: Cell::new(0),
+            pc: Cell::new(0),
             entry: Cell::new(0),
             ran: Cell::new(true),
             waiting_since: Cell::new(0),
@@ -47,6 +50,7 @@ impl Stopped {
     pub(crate) fn reset(&self) {
         self.fp.set(0);
         self.sp.set(0);
+        self.pc.set(0);
         self.entry.set(0);
         self.ran.set(true);
         self.waiting_since.set(0);
@@ -64,6 +68,7 @@ impl Stopped {
     pub(crate) fn record_suspend(&self) {
         self.fp.set(frame_pointer());
         self.sp.set(stack_pointer());
+        self.pc.set(program_counter());
         self.ran.set(true);
         self.waiting_since.set(0);
     }
@@ -71,6 +76,11 @@ impl Stopped {
     /// The frame pointer it suspended with (0 if it never did) and its entry frame pointer.
     pub(crate) fn frames(&self) -> (usize, usize) {
         (self.fp.get(), self.entry.get())
+    }
+
+    /// Where it suspended: the innermost entry of its traceback (0 if it never did).
+    pub(crate) fn pc(&self) -> usize {
+        self.pc.get()
     }
 
     pub(crate) fn sp(&self) -> usize {

@@ -431,6 +431,7 @@ impl G {
     /// # Safety
     ///
     /// Only the goroutine itself may call this, while it runs.
+    #[inline(always)]
     pub(crate) unsafe fn suspend(&self, why: Switch) {
         let yielder = self.yielder.get();
         debug_assert!(!yielder.is_null());
