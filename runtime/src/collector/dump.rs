@@ -11,7 +11,7 @@
 use std::io::{self, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use super::{SCANNER, now_ms, scan};
+use super::{SCANNER, claims, now_ms, scan};
 use crate::sched::{self, G, status};
 
 /// Frames printed per goroutine at most; deeper stacks end with a line saying how many were
@@ -51,7 +51,14 @@ pub fn dump_goroutines(out: &mut impl Write) -> io::Result<()> {
         let _scanner = SCANNER.lock();
         let now = now_ms();
         let me = sched::current_g().map(std::ptr::from_ref);
-        sched::for_each_goroutine(|g| goroutines.push(look_at(g, now, me)));
+        let live = sched::live_goroutines();
+        claims::visit_claimed(
+            &live,
+            |g| g,
+            |g, status| {
+                goroutines.push(look_at(g, status, now, me));
+            },
+        );
     }
     goroutines.sort_by_key(|g| g.id);
     for (i, g) in goroutines.iter().enumerate() {
@@ -79,8 +86,9 @@ enum Frames {
     Broken(String),
 }
 
-/// Copies what the dump prints of `g`; `me` is the calling goroutine, if any.
-fn look_at(g: &G, now: u64, me: Option<*const G>) -> Seen {
+/// Copies what the dump prints of `g`, whose claim the caller holds if it answers its
+/// `status`; `me` is the calling goroutine, if any.
+fn look_at(g: &G, status: Option<u32>, now: u64, me: Option<*const G>) -> Seen {
     let mut seen = Seen {
         id: g.id().as_u64(),
         name: g.name().map(str::to_owned),
@@ -91,7 +99,7 @@ fn look_at(g: &G, now: u64, me: Option<*const G>) -> Seen {
         seen.frames = walk(g, Some(crate::stack::registers::frame_pointer()));
         return seen;
     }
-    let Some(status) = g.status().try_claim_scan() else {
+    let Some(status) = status else {
         return seen;
     };
     seen.state = if status == status::WAITING {
@@ -109,7 +117,6 @@ fn look_at(g: &G, now: u64, me: Option<*const G>) -> Seen {
     } else {
         walk(g, None)
     };
-    g.status().release_scan(status);
     seen
 }
 

@@ -8,8 +8,10 @@
 //! and resolves it with `span_of`: every link it can read must resolve to the segment, and the
 //! plain link must never be read while the goroutine writes it.
 //!
-//! Broken variant: `--cfg gort_loom_blind_start` lets the goroutine run while the claim is held;
-//! the model catches the scan's read racing the unlink.
+//! Broken variants, each caught as the scan's read racing the goroutine's writes:
+//! - `--cfg gort_loom_blind_start` lets the goroutine run without looking at the claim;
+//! - `--cfg gort_loom_unfenced_claim` drops the scanner's fence between announcing its claim
+//!   and reading the status (the goroutine still passes its own, light, fence).
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -28,9 +30,10 @@ fn segment_growth_against_a_claimed_scan() {
         let collector = {
             let (heap, word, link) = (Arc::clone(&heap), Arc::clone(&word), Arc::clone(&link));
             thread::spawn(move || {
-                let Some(status) = word.try_claim_scan() else {
+                StatusWord::announce_claims([&*word]);
+                if word.confirm_claim().is_none() {
                     return;
-                };
+                }
                 // SAFETY: the claim keeps the goroutine from running, so nothing writes the link.
                 let segment = link.with(|link| unsafe { *link });
                 if segment != 0 {
@@ -42,7 +45,7 @@ fn segment_growth_against_a_claimed_scan() {
                         ),
                     }
                 }
-                word.release_scan(status);
+                word.release_scan();
             })
         };
 
@@ -64,7 +67,7 @@ fn segment_growth_against_a_claimed_scan() {
     });
 }
 
-#[cfg(not(gort_loom_blind_start))]
+#[cfg(not(any(gort_loom_blind_start, gort_loom_unfenced_claim)))]
 #[test]
 fn loom_a_claimed_scan_sees_segment_links_whole() {
     segment_growth_against_a_claimed_scan();
@@ -73,5 +76,11 @@ fn loom_a_claimed_scan_sees_segment_links_whole() {
 #[cfg(gort_loom_blind_start)]
 #[test]
 fn loom_catches_a_start_that_ignores_the_scan_claim() {
+    assert_caught(segment_growth_against_a_claimed_scan, "Causality violation");
+}
+
+#[cfg(gort_loom_unfenced_claim)]
+#[test]
+fn loom_catches_a_claim_confirmed_without_the_fence() {
     assert_caught(segment_growth_against_a_claimed_scan, "Causality violation");
 }

@@ -27,8 +27,10 @@
 //! Invariants:
 //! - one cycle or dump at a time (the `SCANNER` lock): a goroutine's claim is taken by one
 //!   scanner, never by two;
-//! - a goroutine is held only for its own scan: its claim is released before the next is taken.
+//! - a goroutine is held only for its own scan: claims are announced a batch at a time, but each
+//!   is confirmed just before its goroutine's scan and released right after (`claims`).
 
+mod claims;
 mod dump;
 mod scan;
 mod shrink;
@@ -161,20 +163,42 @@ fn cycle() {
     let scanner = SCANNER.lock();
     let now = now_ms();
     let mut totals = Totals::default();
-    sched::for_each_goroutine(|g| {
-        let held = Instant::now();
-        let Some(status) = g.status().try_claim_scan() else {
-            // Running (or just finished): its last measure stands.
-            totals.resident += g.stopped.measured().1;
-            return;
-        };
-        let measure = scan_one(&scanner, g, status, now, &mut totals);
-        g.status().release_scan(status);
-        totals.max_pause = totals.max_pause.max(held.elapsed());
-        if let Some(measure) = measure {
-            measure_and_shrink(g, &measure, &mut totals);
+    let goroutines = sched::live_goroutines();
+    let mut scanned = Vec::new();
+    let scan_pause = claims::visit_claimed(
+        &goroutines,
+        |g| g,
+        |g, status| {
+            let Some(status) = status else {
+                // Running (or just finished): its last measure stands.
+                totals.resident += g.stopped.measured().1;
+                return;
+            };
+            if let Some(measure) = scan_one(&scanner, g, status, now, &mut totals) {
+                scanned.push((g.clone(), measure));
+            }
+        },
+    );
+    let mut shrinkable = Vec::new();
+    for (g, measure) in scanned {
+        match measure_stack(&measure) {
+            (resident, Some(cut)) => shrinkable.push((g, measure, resident, cut)),
+            (resident, None) => remember(&g, &measure, resident, &mut totals),
         }
-    });
+    }
+    let shrink_pause = claims::visit_claimed(
+        &shrinkable,
+        |(g, ..)| g,
+        |(g, measure, resident, cut), status| {
+            let mut resident = *resident;
+            if status.is_some() && shrink(g, measure.sp, *cut) {
+                totals.shrunk += cut.below as u64;
+                resident -= cut.below;
+            }
+            remember(g, measure, resident, &mut totals);
+        },
+    );
+    totals.max_pause = scan_pause.max(shrink_pause);
     drop(scanner);
     totals.scavenged += sched::scavenge_stack_caches() as u64;
     totals.scavenged += crate::stack::scavenge() as u64;
@@ -205,7 +229,7 @@ struct Measure {
     on_segment: bool,
 }
 
-/// Scans goroutine `g`, whose scan claim the caller took (it had `status`); answers what to
+/// Scans goroutine `g`, whose scan claim the caller holds (it had `status`); answers what to
 /// measure once the claim is released.
 fn scan_one(
     scanner: &Scanner,
@@ -248,42 +272,37 @@ fn scan_one(
     })
 }
 
-/// Measures the stack of `g` (not claimed) and shrinks it under a second, short claim if it
-/// uses less than a quarter of what is committed and has not run since its scan.
-fn measure_and_shrink(g: &G, measure: &Measure, totals: &mut Totals) {
+/// Measures a scanned stack without its claim: the bytes resident, and the pages to give back
+/// if it uses less than a quarter of what is committed.
+fn measure_stack(measure: &Measure) -> (usize, Option<shrink::Cut>) {
     let Measure {
-        bottom,
-        top,
-        sp,
-        in_use,
-        on_segment,
+        bottom, top, sp, ..
     } = *measure;
-    let resident = if on_segment {
+    if measure.on_segment {
         // On a segment: its pages and the stack's stay as they are.
-        crate::stack::memory::resident_bytes(bottom, top - bottom).unwrap_or(0)
-    } else {
-        let plan = shrink::plan(bottom, top, sp);
-        let mut resident = plan.resident;
-        if let Some((cut, below)) = plan.cut
-            && let Some(status) = g.status().try_claim_scan()
-        {
-            let held = Instant::now();
-            if !g.stopped.ran() && g.stopped.sp() == sp {
-                // We hold the claim, it has not run since its scan read `sp`, it runs on its
-                // own stack, and `cut <= sp` (see `shrink::plan`).
-                // SAFETY: as just said, nothing lives in `[bottom, cut)`.
-                if unsafe { shrink::release(bottom, cut) } {
-                    totals.shrunk += below as u64;
-                    resident -= below;
-                }
-            }
-            g.status().release_scan(status);
-            totals.max_pause = totals.max_pause.max(held.elapsed());
-        }
-        resident
-    };
-    g.stopped.remember(in_use, resident);
-    totals.add_stack(in_use, resident);
+        let resident = crate::stack::memory::resident_bytes(bottom, top - bottom).unwrap_or(0);
+        return (resident, None);
+    }
+    let plan = shrink::plan(bottom, top, sp);
+    (plan.resident, plan.cut)
+}
+
+/// Gives back the pages of `cut` below goroutine `g`'s stack pointer, whose claim the caller
+/// holds, if it has not run since its scan read `sp`. Answers whether it did.
+fn shrink(g: &G, sp: usize, cut: shrink::Cut) -> bool {
+    if g.stopped.ran() || g.stopped.sp() != sp {
+        return false;
+    }
+    // We hold the claim, it has not run since its scan read `sp`, it runs on its own stack,
+    // and `cut.end <= sp` (see `shrink::plan`).
+    // SAFETY: as just said, nothing lives in `[bottom, cut.end)`.
+    unsafe { shrink::release(cut.bottom, cut.end) }
+}
+
+/// Records what the cycle measured of goroutine `g`'s stack.
+fn remember(g: &G, measure: &Measure, resident: usize, totals: &mut Totals) {
+    g.stopped.remember(measure.in_use, resident);
+    totals.add_stack(measure.in_use, resident);
 }
 
 impl Totals {

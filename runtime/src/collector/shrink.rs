@@ -23,9 +23,16 @@ pub(crate) const MIN_KEEP: usize = 32 * 1024;
 pub(crate) struct Plan {
     /// Bytes resident now.
     pub(crate) resident: usize,
-    /// Where to cut (release `[bottom, cut)`) and the bytes resident below it, if the stack
-    /// should shrink.
-    pub(crate) cut: Option<(usize, usize)>,
+    /// What to give back, if the stack should shrink.
+    pub(crate) cut: Option<Cut>,
+}
+
+/// The pages a shrink gives back: `[bottom, end)`, of which `below` bytes are resident.
+#[derive(Clone, Copy)]
+pub(crate) struct Cut {
+    pub(crate) bottom: usize,
+    pub(crate) end: usize,
+    pub(crate) below: usize,
 }
 
 /// Looks at the stack `[bottom, top)` of a goroutine that stopped with stack pointer `sp`.
@@ -39,7 +46,11 @@ pub(crate) fn plan(bottom: usize, top: usize, sp: usize) -> Plan {
     let shrink = below > 0 && in_use * 4 < resident;
     Plan {
         resident,
-        cut: shrink.then_some((cut, below)),
+        cut: shrink.then_some(Cut {
+            bottom,
+            end: cut,
+            below,
+        }),
     }
 }
 

@@ -19,10 +19,9 @@
 //!   stays parked;
 //! - the coroutine and the yielder pointer are touched only by the one M that moved the status
 //!   to `RUNNING` (resuming it) or by the goroutine itself while it runs (suspending);
-//! - a goroutine starts running through [`G::start_running`], which waits while the `SCAN` bit
-//!   is held, so a collector holding the bit never sees a goroutine start running; only the M
-//!   running a goroutine moves it out of `RUNNING` ([`G::leave_running`]), as a scan never
-//!   marks a running goroutine;
+//! - a goroutine starts running through [`G::start_running`], which waits while a scan holds
+//!   its claim, so a collector holding the claim never sees a goroutine start running; only the
+//!   M running a goroutine moves it out of `RUNNING` ([`G::leave_running`]);
 //! - a parked goroutine's status stays `WAITING` when it is woken, until it runs again: its park
 //!   word, not its status, tells a parked goroutine from a woken one, so a wake-up costs no
 //!   write to the status word (both states are scannable, and nothing runs in between);

@@ -57,10 +57,14 @@ pub(crate) use self::scheduler::{
     Blocker, Waiter, count_service_thread, current_g, park_current, park_releasing, ready_parked,
 };
 
-/// Calls `f` with every live goroutine (spawned and not finished), holding a reference to it.
 #[cfg(not(loom))]
-pub(crate) fn for_each_goroutine(f: impl FnMut(&G)) {
-    registry::for_each(f);
+pub(crate) use self::g::GRef;
+
+/// Every live goroutine (spawned and not finished), each with a reference, in no particular
+/// order.
+#[cfg(not(loom))]
+pub(crate) fn live_goroutines() -> Vec<GRef> {
+    registry::live()
 }
 
 /// Asks the processors to give back the pages of their cached stacks (idle ones at once, busy

@@ -15,14 +15,12 @@ pub(crate) fn add(record: &'static G) {
     ALL.lock().push(record);
 }
 
-/// Calls `f` with every live goroutine (spawned and not finished), in no particular order.
-pub(crate) fn for_each(mut f: impl FnMut(&G)) {
+/// Every live goroutine (spawned and not finished), in no particular order.
+pub(crate) fn live() -> Vec<GRef> {
     let records = ALL.lock().clone();
-    for record in records {
-        if let Some(g) = GRef::upgrade(record)
-            && g.is_live()
-        {
-            f(&g);
-        }
-    }
+    records
+        .into_iter()
+        .filter_map(GRef::upgrade)
+        .filter(|g| g.is_live())
+        .collect()
 }

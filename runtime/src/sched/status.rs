@@ -1,17 +1,32 @@
-//! A goroutine's status word (Go's `atomicstatus` with `casgstatus` and `_Gscan`): what the
-//! goroutine is doing, and the collector's claim on it.
+//! A goroutine's status (Go's `atomicstatus`), and the scanner's claim on it (Go's `_Gscan`
+//! bit, moved to a word of its own so that starting a goroutine costs no locked instruction).
+//!
+//! Two words:
+//! - the status: `IDLE`, `RUNNABLE`, `RUNNING`, `WAITING`, `DEAD`. Only Ms write it (and spawn
+//!   and recycling, on records nothing refers to), with plain stores;
+//! - the claim: `FREE`, `ANNOUNCED` (a scanner wants the goroutine), `HELD` (a scanner walks its
+//!   stack). The scanner announces and holds; an M may only take an announced claim back.
+//!
+//! Starting a goroutine is the frequent side of an asymmetric Dekker handshake (see
+//! `crate::fence`): the M stores `RUNNING`, passes a light fence, and looks at the claim. A
+//! scanner announces claims on a batch of goroutines, passes one heavy fence for the whole
+//! batch, then confirms each claim by looking at the status. At least one of the two sees the
+//! other's store, so:
+//! - an M that sees the claim `FREE` runs the goroutine, and a scanner that announced meanwhile
+//!   sees `RUNNING` and gives up its claim;
+//! - an M that sees `ANNOUNCED` takes the claim back (a compare-exchange, only on this rare
+//!   path) and runs the goroutine: the scanner's confirmation then fails;
+//! - an M that sees `HELD` waits until the scanner releases it: a goroutine is held only for its
+//!   own scan, never while the scanner handles the rest of its batch.
 //!
 //! Invariants:
-//! - a goroutine starts running only through [`StatusWord::start_running`], which waits while
-//!   the `SCAN` bit is held, so a collector holding the bit never sees its goroutine run;
-//! - the collector takes the bit only on a `RUNNABLE` or `WAITING` goroutine
-//!   ([`StatusWord::try_claim_scan`]), and while it holds the bit nobody else writes the word:
-//!   only the M running a goroutine moves it out of `RUNNING` ([`StatusWord::leave_running`]),
-//!   and spawn and recycling write records nothing refers to;
-//! - the claim's acquire pairs with `leave_running`'s release, and the claim's release with
-//!   `start_running`'s acquire: everything the goroutine wrote before it stopped (its saved frame
-//!   pointer, its segment links, its defer chain) is visible to the scan, and everything the scan
-//!   wrote is visible to the goroutine when it runs again.
+//! - a scanner holds a claim only on a goroutine whose status it saw `RUNNABLE` or `WAITING`
+//!   after its heavy fence, and while it holds it no M runs the goroutine;
+//! - one scanner at a time (the collector's `SCANNER` lock), so an announced claim is its own;
+//! - the status load that confirms a claim acquires what the goroutine's M released when it
+//!   stopped (`leave_running`): its saved frame pointer, its segment links, its defer chain; a
+//!   release frees the claim with a release store that the next start acquires, so what the
+//!   scan wrote is visible to the goroutine when it runs again.
 
 use crate::shim::atomic::{AtomicU32, Ordering};
 
@@ -19,63 +34,91 @@ use crate::shim::atomic::{AtomicU32, Ordering};
 pub(crate) const IDLE: u32 = 0;
 /// Spawned or yielded, queued to run.
 pub(crate) const RUNNABLE: u32 = 1;
-/// Running on an M.
+/// Running on an M (or about to, once a scan holding it is done).
 pub(crate) const RUNNING: u32 = 2;
 /// Parked, or woken and queued but not running yet (the park word tells which).
 pub(crate) const WAITING: u32 = 3;
 /// Finished.
 pub(crate) const DEAD: u32 = 4;
-/// Held by the collector while it scans the goroutine's stack.
-pub(crate) const SCAN: u32 = 0x1000;
 
-/// The status word.
-pub(crate) struct StatusWord(AtomicU32);
+/// No scanner wants the goroutine.
+const FREE: u32 = 0;
+/// A scanner announced a claim, not confirmed yet: an M may take it back.
+const ANNOUNCED: u32 = 1;
+/// A scanner holds the goroutine: it must not run until the claim is released.
+const HELD: u32 = 2;
+
+/// The status word and the claim word.
+pub(crate) struct StatusWord {
+    status: AtomicU32,
+    claim: AtomicU32,
+}
 
 impl StatusWord {
     pub(crate) fn new(status: u32) -> StatusWord {
-        StatusWord(AtomicU32::new(status))
+        StatusWord {
+            status: AtomicU32::new(status),
+            claim: AtomicU32::new(FREE),
+        }
     }
 
-    /// The status without the scan bit.
+    /// The status.
     pub(crate) fn load(&self) -> u32 {
-        self.0.load(Ordering::Acquire) & !SCAN
+        self.status.load(Ordering::Acquire)
     }
 
     /// Writes the status of a record nothing else refers to (spawn, recycling).
     pub(crate) fn set_unshared(&self, status: u32) {
-        self.0.store(status, Ordering::Relaxed);
+        self.status.store(status, Ordering::Relaxed);
     }
 
-    /// Moves the status from `RUNNING` to `to`. A plain store suffices: a scan only takes the
-    /// `SCAN` bit of a runnable or waiting goroutine, so nothing else writes a running one's
-    /// status.
+    /// Moves the status from `RUNNING` to `to`: a plain store, as only the M running a goroutine
+    /// writes its status.
     pub(crate) fn leave_running(&self, to: u32) {
-        debug_assert_eq!(self.0.load(Ordering::Relaxed), RUNNING);
-        self.0.store(to, Ordering::Release);
+        debug_assert_eq!(self.status.load(Ordering::Relaxed), RUNNING);
+        self.status.store(to, Ordering::Release);
     }
 
     /// Moves the status of a queued goroutine (`RUNNABLE`, or `WAITING` if it was woken from a
-    /// park) to `RUNNING`, waiting while a scan holds the `SCAN` bit. `Err` with the status
-    /// seen if the goroutine is not queued.
+    /// park) to `RUNNING`, waiting while a scan holds it. `Err` with the status seen if the
+    /// goroutine is not queued.
+    #[inline]
     pub(crate) fn start_running(&self) -> Result<(), u32> {
-        // The broken variant ignores the scan bit: the goroutine runs under a scan.
-        #[cfg(all(loom, gort_loom_blind_start))]
-        self.0.store(RUNNING, Ordering::Release);
+        let from = self.status.load(Ordering::Relaxed);
+        if from != RUNNABLE && from != WAITING {
+            return Err(from);
+        }
+        self.status.store(RUNNING, Ordering::Relaxed);
+        // The broken variant ignores the claim: the goroutine runs under a scan.
         #[cfg(not(all(loom, gort_loom_blind_start)))]
         {
-            let mut from = self.0.load(Ordering::Relaxed) & !SCAN;
-            while let Err(actual) =
-                self.0
-                    .compare_exchange_weak(from, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            {
-                from = actual & !SCAN;
-                if from != RUNNABLE && from != WAITING {
-                    return Err(actual);
-                }
-                crate::shim::spin_loop();
+            crate::fence::light();
+            if self.claim.load(Ordering::Acquire) != FREE {
+                self.wait_for_scan();
             }
         }
         Ok(())
+    }
+
+    /// The rare side of [`StatusWord::start_running`]: takes back a claim only announced, or
+    /// waits for the scan that holds it.
+    #[cold]
+    fn wait_for_scan(&self) {
+        loop {
+            match self.claim.load(Ordering::Acquire) {
+                FREE => return,
+                ANNOUNCED => {
+                    if self
+                        .claim
+                        .compare_exchange(ANNOUNCED, FREE, Ordering::Acquire, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+                _ => crate::shim::spin_loop(),
+            }
+        }
     }
 
     /// Whether the goroutine has been spawned and has not finished.
@@ -83,22 +126,39 @@ impl StatusWord {
         matches!(self.load(), RUNNABLE | RUNNING | WAITING)
     }
 
-    /// Takes the `SCAN` bit of a runnable or waiting goroutine: `Some(status)` with the status
-    /// it had, or `None` if it runs, has not been spawned, has finished, or is claimed already.
-    pub(crate) fn try_claim_scan(&self) -> Option<u32> {
-        let status = self.0.load(Ordering::Relaxed);
-        if status != RUNNABLE && status != WAITING {
-            return None;
+    /// Scanner: announces claims on every goroutine of `words`, then passes the heavy fence
+    /// once; each claim is then confirmed with [`StatusWord::confirm_claim`]. The caller is the
+    /// one scanner.
+    pub(crate) fn announce_claims<'a>(words: impl IntoIterator<Item = &'a StatusWord>) {
+        for word in words {
+            word.claim.store(ANNOUNCED, Ordering::Relaxed);
         }
-        self.0
-            .compare_exchange(status, status | SCAN, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
+        // The broken variant skips the fence: an M may start a goroutine the scanner then holds.
+        #[cfg(not(all(loom, gort_loom_unfenced_claim)))]
+        crate::fence::heavy();
     }
 
-    /// Gives back the `SCAN` bit taken by [`StatusWord::try_claim_scan`], which answered
-    /// `status`: nobody else wrote the word meanwhile.
-    pub(crate) fn release_scan(&self, status: u32) {
-        debug_assert_eq!(self.0.load(Ordering::Relaxed), status | SCAN);
-        self.0.store(status, Ordering::Release);
+    /// Scanner, after [`StatusWord::announce_claims`]: holds the goroutine if it is runnable or
+    /// waiting and no M took the claim back, answering its status; otherwise gives the claim up
+    /// and answers `None`. A held claim is given back with [`StatusWord::release_scan`].
+    pub(crate) fn confirm_claim(&self) -> Option<u32> {
+        let status = self.status.load(Ordering::Acquire);
+        if status != RUNNABLE && status != WAITING {
+            // An M may have taken it back already; either way it ends `FREE`.
+            let _ =
+                self.claim
+                    .compare_exchange(ANNOUNCED, FREE, Ordering::Relaxed, Ordering::Relaxed);
+            return None;
+        }
+        self.claim
+            .compare_exchange(ANNOUNCED, HELD, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| status)
+    }
+
+    /// Scanner: releases a claim [`StatusWord::confirm_claim`] held.
+    pub(crate) fn release_scan(&self) {
+        debug_assert_eq!(self.claim.load(Ordering::Relaxed), HELD);
+        self.claim.store(FREE, Ordering::Release);
     }
 }

@@ -72,8 +72,10 @@ fn run(sched: &'static Scheduler) {
 
 fn report_deadlock() -> ! {
     let mut report = String::from("fatal error: all goroutines are asleep - deadlock!\n");
-    let mut goroutines = Vec::new();
-    registry::for_each(|g| goroutines.push((g.id(), g.name().map(str::to_owned), g.wait_reason())));
+    let mut goroutines: Vec<_> = registry::live()
+        .iter()
+        .map(|g| (g.id(), g.name().map(str::to_owned), g.wait_reason()))
+        .collect();
     goroutines.sort_by_key(|&(id, _, _)| id);
     for (id, name, reason) in goroutines {
         match name {
