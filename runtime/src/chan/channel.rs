@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use super::error::{SendTimeoutError, TryRecvError, TrySendError};
 use super::lock::{SpinGuard, SpinLock};
-use super::operation::{Operation, Outcome, Poll};
+use super::operation::{Operation, Outcome};
 use crate::sched::{Blocker, G, WaitReason, park_current, park_releasing, ready_parked};
 
 /// A blocked operation's shared part, on its owner's stack: the word that decides it, and who to
@@ -55,6 +55,7 @@ impl Blocked {
 
     /// A blocked send or receive, on one arm; exclusive (see `operation`) without a deadline,
     /// and then parked under the channel's lock if the caller is a goroutine.
+    #[inline]
     fn single(deadline: Option<Instant>) -> Blocked {
         match (deadline, Blocker::current()) {
             (None, Blocker::Goroutine(g)) => {
@@ -87,11 +88,12 @@ impl Blocked {
                 // counterpart (or a disconnection) takes it and readies `g` once (`finish`).
                 // SAFETY: `g` is the calling goroutine (`single`), reachable only as just said.
                 unsafe { park_releasing(&*g, reason, release) };
-                match self.operation.poll() {
-                    Poll::Ended(outcome) => outcome,
-                    poll => {
-                        unreachable!("a goroutine parked under a channel lock resumed at {poll:?}")
-                    }
+                match self.operation.ended() {
+                    Some(outcome) => outcome,
+                    None => unreachable!(
+                        "a goroutine parked under a channel lock resumed at {:?}",
+                        self.operation.poll()
+                    ),
                 }
             }
             Owner::Woken(_) => {
@@ -196,6 +198,14 @@ impl Completion {
             }
         }
     }
+}
+
+/// Why [`Channel::send`]'s first part did not send.
+enum Unsent<T> {
+    /// The send ended without sending.
+    Failed(SendTimeoutError<T>),
+    /// The sender must block with its value; the channel's lock is left held.
+    Blocking(T),
 }
 
 /// The lock-protected part.
@@ -325,33 +335,34 @@ impl<T> Channel<T> {
     /// is gone.
     ///
     /// Inlined into its callers down to the switch (see [`crate::sched::park_releasing`]): the
-    /// parts before and after are out of line.
+    /// parts before and after are out of line, and answer small values (in registers, for a
+    /// small `T`: a result read back from memory right after it was written can stall).
     #[inline(always)]
     pub(crate) fn send(
         &self,
         value: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        let (mut state, value) = match self.send_or_lock(value, deadline) {
-            Ok(sent) => return sent,
-            Err(blocking) => blocking,
+        let value = match self.send_or_lock(value, deadline) {
+            Ok(()) => return Ok(()),
+            Err(Unsent::Failed(err)) => return Err(err),
+            Err(Unsent::Blocking(value)) => value,
         };
+        // SAFETY: `send_or_lock` answered `Blocking`: it left the lock held for us.
+        let mut state = unsafe { self.state.guard_held() };
         let blocked = Blocked::single(deadline);
         let slot = UnsafeCell::new(Some(value));
         self.register_sender(&mut state, Entry::new(&blocked, 0, &slot));
-        let outcome = blocked.block(state, deadline, WaitReason::ChanSend);
-        self.sent(outcome, &blocked, slot)
+        match blocked.block(state, deadline, WaitReason::ChanSend) {
+            Outcome::Done(_) => Ok(()),
+            outcome => self.not_sent(outcome, &blocked, slot),
+        }
     }
 
-    /// The part of [`Channel::send`] before blocking: sends if that needs no waiting, or
-    /// answers the locked state and the value to block with.
+    /// The part of [`Channel::send`] before blocking: sends if that needs no waiting, or answers
+    /// `Blocking` with the value, leaving the lock held.
     #[inline(never)]
-    #[allow(clippy::type_complexity)]
-    fn send_or_lock(
-        &self,
-        value: T,
-        deadline: Option<Instant>,
-    ) -> Result<Result<(), SendTimeoutError<T>>, (SpinGuard<'_, State<T>>, T)> {
+    fn send_or_lock(&self, value: T, deadline: Option<Instant>) -> Result<(), Unsent<T>> {
         let mut state = self.lock();
         match self.try_send_locked(&mut state, value) {
             Ok(completion) => {
@@ -359,41 +370,37 @@ impl<T> Channel<T> {
                 if let Some(completion) = completion {
                     completion.finish();
                 }
-                Ok(Ok(()))
+                Ok(())
             }
             Err(TrySendError::Disconnected(value)) => {
-                Ok(Err(SendTimeoutError::Disconnected(value)))
+                Err(Unsent::Failed(SendTimeoutError::Disconnected(value)))
             }
             Err(TrySendError::Full(value)) => {
                 if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    return Ok(Err(SendTimeoutError::Timeout(value)));
+                    return Err(Unsent::Failed(SendTimeoutError::Timeout(value)));
                 }
-                Err((state, value))
+                std::mem::forget(state);
+                Err(Unsent::Blocking(value))
             }
         }
     }
 
-    /// The part of [`Channel::send`] after blocking, on `outcome`.
+    /// The end of a [`Channel::send`] that blocked and did not send (`outcome`).
     #[inline(never)]
-    fn sent(
+    fn not_sent(
         &self,
         outcome: Outcome,
         blocked: &Blocked,
         slot: UnsafeCell<Option<T>>,
     ) -> Result<(), SendTimeoutError<T>> {
-        if outcome != Outcome::Done(0) {
-            self.unregister(&mut self.lock(), blocked);
-        }
-        let unsent = slot.into_inner();
-        match outcome {
-            Outcome::Done(_) => Ok(()),
-            Outcome::Closed(_) => Err(SendTimeoutError::Disconnected(
-                unsent.expect("an unsent value stays in its slot"),
-            )),
-            Outcome::Cancelled => Err(SendTimeoutError::Timeout(
-                unsent.expect("an unsent value stays in its slot"),
-            )),
-        }
+        self.unregister(&mut self.lock(), blocked);
+        let unsent = slot
+            .into_inner()
+            .expect("an unsent value stays in its slot");
+        Err(match outcome {
+            Outcome::Closed(_) => SendTimeoutError::Disconnected(unsent),
+            _ => SendTimeoutError::Timeout(unsent),
+        })
     }
 
     /// Receives, blocking until a value arrives, `deadline` passes (`Ok(None)`), or the channel
@@ -402,25 +409,28 @@ impl<T> Channel<T> {
     /// Inlined into its callers down to the switch, like [`Channel::send`].
     #[inline(always)]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Option<T>, TryRecvError> {
-        let mut state = match self.recv_or_lock(deadline) {
-            Ok(received) => return received,
-            Err(state) => state,
-        };
+        match self.recv_or_lock(deadline) {
+            Err(TryRecvError::Empty) => {}
+            done => return done,
+        }
+        // SAFETY: `recv_or_lock` answered `Empty`: it left the lock held for us.
+        let mut state = unsafe { self.state.guard_held() };
         let blocked = Blocked::single(deadline);
         let slot = UnsafeCell::new(None);
         self.register_receiver(&mut state, Entry::new(&blocked, 0, &slot));
-        let outcome = blocked.block(state, deadline, WaitReason::ChanReceive);
-        self.received(outcome, &blocked, slot, deadline)
+        match blocked.block(state, deadline, WaitReason::ChanReceive) {
+            Outcome::Done(_) => Ok(Some(
+                slot.into_inner()
+                    .expect("a completed receive has its value"),
+            )),
+            outcome => self.not_received(outcome, &blocked, deadline),
+        }
     }
 
-    /// The part of [`Channel::recv`] before blocking: receives if that needs no waiting, or
-    /// answers the locked state to block with.
+    /// The part of [`Channel::recv`] before blocking: receives if that needs no waiting (or
+    /// answers `Ok(None)` if `deadline` has passed), or answers `Empty`, leaving the lock held.
     #[inline(never)]
-    #[allow(clippy::type_complexity)]
-    fn recv_or_lock(
-        &self,
-        deadline: Option<Instant>,
-    ) -> Result<Result<Option<T>, TryRecvError>, SpinGuard<'_, State<T>>> {
+    fn recv_or_lock(&self, deadline: Option<Instant>) -> Result<Option<T>, TryRecvError> {
         let mut state = self.lock();
         match self.try_recv_locked(&mut state) {
             Ok((value, completion)) => {
@@ -428,39 +438,33 @@ impl<T> Channel<T> {
                 if let Some(completion) = completion {
                     completion.finish();
                 }
-                Ok(Ok(Some(value)))
+                Ok(Some(value))
             }
-            Err(TryRecvError::Disconnected) => Ok(Err(TryRecvError::Disconnected)),
+            Err(TryRecvError::Disconnected) => Err(TryRecvError::Disconnected),
             Err(TryRecvError::Empty) => {
                 if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    return Ok(Ok(None));
+                    return Ok(None);
                 }
-                Err(state)
+                std::mem::forget(state);
+                Err(TryRecvError::Empty)
             }
         }
     }
 
-    /// The part of [`Channel::recv`] after blocking, on `outcome`.
+    /// The end of a [`Channel::recv`] that blocked and received nothing (`outcome`).
     #[inline(never)]
-    fn received(
+    fn not_received(
         &self,
         outcome: Outcome,
         blocked: &Blocked,
-        slot: UnsafeCell<Option<T>>,
         deadline: Option<Instant>,
     ) -> Result<Option<T>, TryRecvError> {
-        if outcome != Outcome::Done(0) {
-            self.unregister(&mut self.lock(), blocked);
-        }
+        self.unregister(&mut self.lock(), blocked);
         match outcome {
-            Outcome::Done(_) => Ok(Some(
-                slot.into_inner()
-                    .expect("a completed receive has its value"),
-            )),
             // Values sent before the disconnection were handed to blocked receivers directly
             // or buffered; a receiver woken by it found the buffer empty when it blocked.
             Outcome::Closed(_) => self.recv(deadline).map_err(|_| TryRecvError::Disconnected),
-            Outcome::Cancelled => Ok(None),
+            _ => Ok(None),
         }
     }
 

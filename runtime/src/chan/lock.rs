@@ -67,20 +67,40 @@ impl<T> SpinLock<T> {
     }
 
     /// Locks, and unlocks when the guard is dropped.
+    #[inline]
     pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
         self.raw.lock();
+        SpinGuard { lock: self }
+    }
+
+    /// A guard for the lock, which the caller holds already (it forgot the guard it locked
+    /// with, to hand the lock over).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock, and no guard or reference from [`SpinLock::data`] for it is
+    /// live.
+    #[inline]
+    pub(crate) unsafe fn guard_held(&self) -> SpinGuard<'_, T> {
         SpinGuard { lock: self }
     }
 }
 
 impl RawSpinLock {
     /// Locks, waiting as long as it takes.
+    #[inline]
     pub(crate) fn lock(&self) {
+        if self.locked.swap(true, Ordering::Acquire) {
+            self.lock_contended();
+        }
+    }
+
+    /// Locks a lock found held: spins with backoff until it looks free, then tries again.
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) {
         let mut backoff = 1u32;
         loop {
-            if !self.locked.swap(true, Ordering::Acquire) {
-                return;
-            }
             loop {
                 for _ in 0..backoff {
                     std::hint::spin_loop();
@@ -94,6 +114,9 @@ impl RawSpinLock {
                     break;
                 }
             }
+            if !self.locked.swap(true, Ordering::Acquire) {
+                return;
+            }
         }
     }
 
@@ -102,6 +125,7 @@ impl RawSpinLock {
     /// # Safety
     ///
     /// The caller holds the lock, and no reference from [`SpinLock::data`] outlives this call.
+    #[inline]
     pub(crate) unsafe fn unlock(&self) {
         self.locked.store(false, Ordering::Release);
     }

@@ -392,6 +392,7 @@ impl G {
         WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
     }
 
+    #[inline]
     pub(crate) fn set_wait_reason(&self, reason: WaitReason) {
         self.wait_reason.store(reason as u8, Ordering::Relaxed);
     }
