@@ -32,7 +32,12 @@ mod may_support;
 use cpu::cpu_time;
 use may_support::{may_run, may_spawn};
 
-const ROUND_TRIPS: u64 = 10_000;
+/// Round trips per iteration inside a runtime: enough that starting the runtime's main side
+/// and joining it from the bench thread (tens of microseconds of thread wake-ups, which no round
+/// trip pays) is under 1% of an iteration.
+const ROUND_TRIPS: u64 = 100_000;
+/// Round trips per iteration between OS threads, which take tens of microseconds each here.
+const THREAD_ROUND_TRIPS: u64 = 2_000;
 const MESSAGES: u64 = 100_000;
 const SLEEPERS: u64 = 100_000;
 const PING_PONG: &str = "ping-pong over two rendezvous channels, per round trip";
@@ -41,9 +46,9 @@ const MPMC: &str = "8 x 8 MPMC bounded(1024), per message";
 const SLEEP_WALL: &str = "sleep(1 ms) x 100,000 goroutines, wall time per batch";
 const SLEEP_CPU: &str = "sleep(1 ms) x 100,000 goroutines, CPU time per timer";
 
-/// The main side of a ping-pong: sends each round trip's value and waits for its echo.
-fn ping(send: impl Fn(u64), recv: impl Fn() -> u64) {
-    for i in 0..ROUND_TRIPS {
+/// The main side of a ping-pong: sends each of `round_trips` values and waits for its echo.
+fn ping(round_trips: u64, send: impl Fn(u64), recv: impl Fn() -> u64) {
+    for i in 0..round_trips {
         send(i);
         black_box(recv());
     }
@@ -72,7 +77,11 @@ fn ping_pong(c: &mut Criterion) {
                         pong_tx.send(value).unwrap();
                     }
                 });
-                ping(|i| ping_tx.send(i).unwrap(), || pong_rx.recv().unwrap());
+                ping(
+                    ROUND_TRIPS,
+                    |i| ping_tx.send(i).unwrap(),
+                    || pong_rx.recv().unwrap(),
+                );
                 drop(ping_tx);
                 echo.join().unwrap();
             })
@@ -98,6 +107,7 @@ fn ping_pong(c: &mut Criterion) {
             })
         })
     });
+    group.throughput(Throughput::Elements(THREAD_ROUND_TRIPS));
     group.bench_function("crossbeam (OS threads)", |b| {
         b.iter(|| {
             let (ping_tx, ping_rx) = crossbeam_channel::bounded::<u64>(0);
@@ -107,7 +117,11 @@ fn ping_pong(c: &mut Criterion) {
                     pong_tx.send(value).unwrap();
                 }
             });
-            ping(|i| ping_tx.send(i).unwrap(), || pong_rx.recv().unwrap());
+            ping(
+                THREAD_ROUND_TRIPS,
+                |i| ping_tx.send(i).unwrap(),
+                || pong_rx.recv().unwrap(),
+            );
             drop(ping_tx);
             echo.join().unwrap();
         })
@@ -282,7 +296,11 @@ fn may(c: &mut Criterion) {
                         pong_tx.send(value).unwrap();
                     }
                 });
-                ping(|i| ping_tx.send(i).unwrap(), || pong_rx.recv().unwrap());
+                ping(
+                    ROUND_TRIPS,
+                    |i| ping_tx.send(i).unwrap(),
+                    || pong_rx.recv().unwrap(),
+                );
                 drop(ping_tx);
                 echo.join().unwrap();
             })
