@@ -201,11 +201,11 @@ impl Completion {
 }
 
 /// Why [`Channel::send`]'s first part did not send.
-enum Unsent<T> {
+enum Unsent<'a, T> {
     /// The send ended without sending.
     Failed(SendTimeoutError<T>),
-    /// The sender must block with its value; the channel's lock is left held.
-    Blocking(T),
+    /// The sender must block with its value, under the channel's lock.
+    Blocking(SpinGuard<'a, State<T>>, T),
 }
 
 /// The lock-protected part.
@@ -344,13 +344,11 @@ impl<T> Channel<T> {
         value: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        let value = match self.send_or_lock(value, deadline) {
+        let (mut state, value) = match self.send_or_lock(value, deadline) {
             Ok(()) => return Ok(()),
             Err(Unsent::Failed(err)) => return Err(err),
-            Err(Unsent::Blocking(value)) => value,
+            Err(Unsent::Blocking(state, value)) => (state, value),
         };
-        // SAFETY: `send_or_lock` answered `Blocking`: it left the lock held for us.
-        let mut state = unsafe { self.state.guard_held() };
         let blocked = Blocked::single(deadline);
         let slot = UnsafeCell::new(Some(value));
         self.register_sender(&mut state, Entry::new(&blocked, 0, &slot));
@@ -361,9 +359,9 @@ impl<T> Channel<T> {
     }
 
     /// The part of [`Channel::send`] before blocking: sends if that needs no waiting, or answers
-    /// `Blocking` with the value, leaving the lock held.
+    /// `Blocking` with the locked state and the value.
     #[inline(always)]
-    fn send_or_lock(&self, value: T, deadline: Option<Instant>) -> Result<(), Unsent<T>> {
+    fn send_or_lock(&self, value: T, deadline: Option<Instant>) -> Result<(), Unsent<'_, T>> {
         let mut state = self.lock();
         match self.try_send_locked(&mut state, value) {
             Ok(completion) => {
@@ -380,8 +378,7 @@ impl<T> Channel<T> {
                 if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                     return Err(Unsent::Failed(SendTimeoutError::Timeout(value)));
                 }
-                std::mem::forget(state);
-                Err(Unsent::Blocking(value))
+                Err(Unsent::Blocking(state, value))
             }
         }
     }
@@ -410,12 +407,10 @@ impl<T> Channel<T> {
     /// Inlined into its callers down to the switch, like [`Channel::send`].
     #[inline(always)]
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Option<T>, TryRecvError> {
-        match self.recv_or_lock(deadline) {
-            Err(TryRecvError::Empty) => {}
-            done => return done,
-        }
-        // SAFETY: `recv_or_lock` answered `Empty`: it left the lock held for us.
-        let mut state = unsafe { self.state.guard_held() };
+        let mut state = match self.recv_or_lock(deadline) {
+            Ok(state) => state,
+            Err(done) => return done,
+        };
         let blocked = Blocked::single(deadline);
         let slot = UnsafeCell::new(None);
         self.register_receiver(&mut state, Entry::new(&blocked, 0, &slot));
@@ -423,10 +418,15 @@ impl<T> Channel<T> {
         self.received(outcome, &blocked, &slot, deadline)
     }
 
-    /// The part of [`Channel::recv`] before blocking: receives if that needs no waiting (or
-    /// answers `Ok(None)` if `deadline` has passed), or answers `Empty`, leaving the lock held.
+    /// The part of [`Channel::recv`] before blocking: answers the locked state to block with,
+    /// or (as `Err`) what the receive ends with if that needs no waiting (`Ok(None)` once
+    /// `deadline` has passed).
     #[inline(always)]
-    fn recv_or_lock(&self, deadline: Option<Instant>) -> Result<Option<T>, TryRecvError> {
+    #[allow(clippy::type_complexity)]
+    fn recv_or_lock(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<SpinGuard<'_, State<T>>, Result<Option<T>, TryRecvError>> {
         let mut state = self.lock();
         match self.try_recv_locked(&mut state) {
             Ok((value, completion)) => {
@@ -434,15 +434,14 @@ impl<T> Channel<T> {
                 if let Some(completion) = completion {
                     completion.finish();
                 }
-                Ok(Some(value))
+                Err(Ok(Some(value)))
             }
-            Err(TryRecvError::Disconnected) => Err(TryRecvError::Disconnected),
+            Err(TryRecvError::Disconnected) => Err(Err(TryRecvError::Disconnected)),
             Err(TryRecvError::Empty) => {
                 if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    return Ok(None);
+                    return Err(Ok(None));
                 }
-                std::mem::forget(state);
-                Err(TryRecvError::Empty)
+                Ok(state)
             }
         }
     }

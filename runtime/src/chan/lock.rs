@@ -72,18 +72,6 @@ impl<T> SpinLock<T> {
         self.raw.lock();
         SpinGuard { lock: self }
     }
-
-    /// A guard for the lock, which the caller holds already (it forgot the guard it locked
-    /// with, to hand the lock over).
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the lock, and no guard or reference from [`SpinLock::data`] for it is
-    /// live.
-    #[inline]
-    pub(crate) unsafe fn guard_held(&self) -> SpinGuard<'_, T> {
-        SpinGuard { lock: self }
-    }
 }
 
 impl RawSpinLock {

@@ -65,6 +65,22 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
+/// How the operation whose word holds `state` ended, if it did. Decided with plain branches,
+/// which predict better right after a switch than the jump table a `match` compiles to.
+#[inline]
+fn outcome(state: usize) -> Option<Outcome> {
+    let (phase, arm) = (state & PHASE_MASK, state >> PHASE_BITS);
+    if phase == DONE {
+        Some(Outcome::Done(arm))
+    } else if phase == CLOSED {
+        Some(Outcome::Closed(arm))
+    } else if phase == CANCELLED {
+        Some(Outcome::Cancelled)
+    } else {
+        None
+    }
+}
+
 /// The shared word of one blocked operation.
 #[derive(Debug)]
 pub(crate) struct Operation {
@@ -133,32 +149,18 @@ impl Operation {
     #[inline]
     pub(crate) fn poll(&self) -> Poll {
         let state = self.state.load(Ordering::Acquire);
-        match state & PHASE_MASK {
-            DONE => Poll::Ended(Outcome::Done(state >> PHASE_BITS)),
-            CLOSED => Poll::Ended(Outcome::Closed(state >> PHASE_BITS)),
-            CANCELLED => Poll::Ended(Outcome::Cancelled),
-            CLAIMED => Poll::Claimed,
-            _ => Poll::Waiting,
+        match outcome(state) {
+            Some(outcome) => Poll::Ended(outcome),
+            None if state & PHASE_MASK == CLAIMED => Poll::Claimed,
+            None => Poll::Waiting,
         }
     }
 
     /// Owner of an operation that ended before it could look (a goroutine readied only after
-    /// completion): how it ended, decided with plain branches, which predict better right after
-    /// a switch than the jump table a full [`Operation::poll`] compiles to. `None` if it has not
-    /// ended.
+    /// completion): how it ended, or `None` if it has not.
     #[inline]
     pub(crate) fn ended(&self) -> Option<Outcome> {
-        let state = self.state.load(Ordering::Acquire);
-        let arm = state >> PHASE_BITS;
-        if state & PHASE_MASK == DONE {
-            Some(Outcome::Done(arm))
-        } else if state & PHASE_MASK == CLOSED {
-            Some(Outcome::Closed(arm))
-        } else if state & PHASE_MASK == CANCELLED {
-            Some(Outcome::Cancelled)
-        } else {
-            None
-        }
+        outcome(self.state.load(Ordering::Acquire))
     }
 
     /// Owner: waits for the operation to end. While nobody has won it, parks (`park` may return
