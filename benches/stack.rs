@@ -3,10 +3,11 @@
 //! - `maybe_grow` when enough stack remains (its fast path), per call;
 //! - crossing into the spare segment and back (`grow`), per crossing;
 //! - 10,000 goroutines each recursing 64 KiB deep with 1 KiB frames, then parking: time per
-//!   goroutine until all are parked. The resident memory each parked goroutine holds is
-//!   printed beside it, from the first batch (later batches reuse warm stacks), and for gort
-//!   also after one collector cycle has shrunk the parked stacks. may runs its coroutines on
-//!   fixed 128 KiB stacks.
+//!   goroutine until all are parked. The first batch's time and the resident memory each of
+//!   its parked goroutines holds are printed beside it (later batches reuse warm stacks; in
+//!   gort's first batch the stacks double several times, so paced collector cycles run during
+//!   it), and for gort also what they hold after one more cycle. may runs its coroutines on
+//!   fixed 128 KiB stacks. `go run benches/go/main.go` measures Go the same way.
 //!
 //! ```text
 //! cargo bench --bench stack
@@ -155,10 +156,12 @@ fn may_deep_batch() -> Batch {
 
 /// Times batches with `batch`, printing the resident memory per goroutine of `first`.
 fn bench_deep(c: &mut Criterion, name: &str, first: fn() -> Batch, batch: fn() -> Batch) {
-    let (_, added, after_cycle) = first();
+    let (first_time, added, after_cycle) = first();
     let per_goroutine = |bytes: usize| bytes as f64 / GOROUTINES as f64 / KIB as f64;
     print!(
-        "{DEEP}/{name}: {:.1} KiB resident per parked goroutine",
+        "{DEEP}/{name}: first batch (fresh stacks) {:.2} µs per goroutine, {:.1} KiB resident \
+         per parked goroutine",
+        first_time.as_secs_f64() * 1e6 / GOROUTINES as f64,
         per_goroutine(added)
     );
     match after_cycle {

@@ -237,6 +237,38 @@ fn cycles_run_by_themselves_at_the_interval() {
     gort_suite::assert_child_passes(name, &[("GORT_GC_INTERVAL", "10ms")]);
 }
 
+/// A burst of goroutines that doubles the stacks held starts a cycle by itself, long before the
+/// interval (an hour here) comes round.
+#[test]
+fn a_burst_that_doubles_the_stacks_starts_a_cycle() {
+    let name = "a_burst_that_doubles_the_stacks_starts_a_cycle";
+    if gort_suite::is_child(name) {
+        // 2,000 stacks of 256 KiB: 500 MiB, several doublings past the 64 MiB least goal.
+        burst(2_000);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while gort::mem_stats().cycles == 0 {
+            assert!(std::time::Instant::now() < deadline, "no paced cycle");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        return;
+    }
+    gort_suite::assert_child_passes(name, &[("GORT_GC_INTERVAL", "3600s")]);
+}
+
+/// With cycles off, the same burst starts none: cycles run only on `gort::gc()`.
+#[test]
+fn with_cycles_off_a_burst_starts_none() {
+    let name = "with_cycles_off_a_burst_starts_none";
+    if gort_suite::is_child(name) {
+        burst(2_000);
+        // A paced request would have been served within milliseconds.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(gort::mem_stats().cycles, 0);
+        return;
+    }
+    gort_suite::assert_child_passes(name, &[("GORT_GC_INTERVAL", "off")]);
+}
+
 /// The dump lists a parked goroutine with what it waits for and its function names.
 #[test]
 fn the_dump_lists_a_parked_goroutines_functions() {

@@ -7,8 +7,11 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -163,6 +166,62 @@ func sleepers() (wall, cpu float64) {
 	return float64(time.Since(start).Nanoseconds()), float64(cpuNanos()-cpuStart) / n
 }
 
+// sink keeps the recursion's frames from being optimized away.
+var sink byte
+
+// recurse recurses `levels` deep with frames of about 1 KiB.
+//
+//go:noinline
+func recurse(levels int) byte {
+	var frame [1024]byte
+	frame[levels%1024] = byte(levels)
+	if levels == 0 {
+		return frame[0]
+	}
+	return recurse(levels-1) + frame[1023]
+}
+
+// rssBytes answers the process's resident set size.
+func rssBytes() int64 {
+	statm, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		panic(err)
+	}
+	fields := strings.Fields(string(statm))
+	pages, err := strconv.ParseInt(fields[1], 10, 64)
+	if err != nil {
+		panic(err)
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// deepThenPark spawns 10,000 goroutines that each recurse 64 KiB deep (64 frames of 1 KiB) and
+// park; answers the time per goroutine until all are parked, and the resident bytes each adds.
+func deepThenPark() (nanos, rss float64) {
+	const n = 10000
+	before := rssBytes()
+	start := time.Now()
+	var parked sync.WaitGroup
+	parked.Add(n)
+	release := make(chan struct{})
+	var done sync.WaitGroup
+	done.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			sink += recurse(64)
+			parked.Done()
+			<-release
+			done.Done()
+		}()
+	}
+	parked.Wait()
+	elapsed := time.Since(start)
+	added := rssBytes() - before
+	close(release)
+	done.Wait()
+	return float64(elapsed.Nanoseconds()) / n, float64(added) / n
+}
+
 func main() {
 	fmt.Printf("%s, GOMAXPROCS=%d; medians\n", runtime.Version(), runtime.GOMAXPROCS(0))
 	fmt.Printf("spawn+join, per goroutine (batches of 10,000): %.1f ns\n", median(21, spawnJoin))
@@ -180,4 +239,13 @@ func main() {
 	sort.Float64s(cpus)
 	fmt.Printf("sleep(1 ms) x 100,000 goroutines: wall %.1f ms per batch, CPU %.2f us per timer\n",
 		walls[5]/1e6, cpus[5]/1e3)
+	// The first batch, on fresh memory, gives the resident bytes (later batches reuse stacks).
+	_, firstRss := deepThenPark()
+	times := make([]float64, 11)
+	for i := range times {
+		times[i], _ = deepThenPark()
+	}
+	sort.Float64s(times)
+	fmt.Printf("10,000 goroutines recursing 64 KiB deep then parking: %.2f us per goroutine, "+
+		"%.1f KiB resident per parked goroutine (first batch)\n", times[5]/1e3, firstRss/1024)
 }

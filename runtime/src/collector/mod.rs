@@ -1,5 +1,5 @@
-//! The collector: a background thread that, every `GORT_GC_INTERVAL` (1 s by default) and on
-//! [`gc`], takes the goroutines one at a time with their scan claim and
+//! The collector: a background thread that, every `GORT_GC_INTERVAL` (1 s by default), when
+//! the goroutine stacks have doubled since the last cycle (`pacer`) and on [`gc`], takes the goroutines one at a time with their scan claim and
 //!
 //! - walks each one's frame-pointer chain and defer chain, resolving every pointer with
 //!   `span_of` (a pointer that does not lie in the goroutine's stack spans, or a defer record
@@ -32,6 +32,7 @@
 
 mod claims;
 mod dump;
+pub(crate) mod pacer;
 mod scan;
 mod shrink;
 mod stats;
@@ -81,6 +82,9 @@ pub(crate) fn start(interval: Option<Duration>, verify: bool) {
     SCANNER.lock().verify = verify;
     dump::install_sigquit_handler();
     sched::count_service_thread();
+    if interval.is_some() {
+        pacer::start();
+    }
     thread::Builder::new()
         .name("gort-collector".into())
         .spawn(move || run(interval))
@@ -134,14 +138,21 @@ pub fn gc() {
         panic!("gort::gc: {err}");
     }
     crate::blocking(|| {
+        let ticket = request_cycle();
         let mut control = CONTROL.lock();
-        control.requested += 1;
-        let ticket = control.requested;
-        REQUEST.notify_one();
         while control.completed < ticket {
             COMPLETED.wait(&mut control);
         }
     });
+}
+
+/// Asks the collector for a cycle that starts after the call, without waiting for it; answers
+/// the ticket that cycle completes.
+fn request_cycle() -> u64 {
+    let mut control = CONTROL.lock();
+    control.requested += 1;
+    REQUEST.notify_one();
+    control.requested
 }
 
 /// What a cycle adds up.
@@ -202,6 +213,7 @@ fn cycle() {
     drop(scanner);
     totals.scavenged += sched::scavenge_stack_caches() as u64;
     totals.scavenged += crate::stack::scavenge() as u64;
+    pacer::cycle_ended();
     let last = stats::last();
     stats::publish(MemStats {
         stack_resident_bytes: totals.resident,

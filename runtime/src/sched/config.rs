@@ -122,7 +122,9 @@ impl RuntimeBuilder {
     }
 
     /// How often the collector runs a cycle by itself (default: every second, or
-    /// `GORT_GC_INTERVAL` such as `500ms`, `2s` or `off`); `None` runs cycles only on
+    /// `GORT_GC_INTERVAL` such as `500ms`, `2s` or `off`). Between two, a cycle also starts when
+    /// the goroutine stacks held from the heap have doubled since the last one ended (at least
+    /// 64 MiB of them), like Go's `GOGC=100`. `None` runs cycles only on
     /// [`gort::gc`](crate::gc).
     ///
     /// # Examples

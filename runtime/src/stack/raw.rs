@@ -47,6 +47,7 @@ impl RawStack {
 
     fn allocate_kind(size: StackSize, kind: SpanKind) -> Result<RawStack, StackError> {
         let span = heap::alloc_span((GUARD_BYTES + size.bytes()) / PAGE_SIZE, kind)?;
+        crate::collector::pacer::stack_allocated(span.pages() * PAGE_SIZE);
         // SAFETY: the guard is the first page of a span just allocated to us.
         if let Err(err) = unsafe { guard::install(span.base(), GUARD_BYTES) } {
             let addr = span.base();
@@ -130,6 +131,7 @@ impl RawStack {
 /// Removes whatever guard the first heap page of a stack span holds, then frees the span. A span
 /// whose guard cannot be removed must never back another span: it is leaked instead.
 fn free_unguarded(span: SpanHandle) {
+    crate::collector::pacer::stack_released(span.pages() * PAGE_SIZE);
     // SAFETY: the guard region of a stack span we own, as the heap expects it freed.
     match unsafe { guard::remove(span.base(), GUARD_BYTES) } {
         Ok(()) => heap::free_span(span),
