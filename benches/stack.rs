@@ -15,8 +15,9 @@
 //!
 //! - a collector cycle over 100,000 parked goroutines (10,000 in debug builds, which CI runs
 //!   once): the first cycle after they parked (each one ran since the last cycle, so each is
-//!   walked, measured and shrunk) prints its time and the longest it held one goroutine; the
-//!   timed cycles after it find them unchanged. may and tokio have no collector to compare.
+//!   walked, measured and shrunk) prints its time, the longest it held one goroutine and the
+//!   spread of its holds, beside the gaps an idle thread sees over as long (the machine's noise
+//!   floor); the timed cycles after it find them unchanged. may and tokio have no collector.
 //!
 //! may's worker threads cannot be stopped, so its measurements run last, under the same names.
 
@@ -226,29 +227,55 @@ fn parked_cycle(c: &mut Criterion) {
     firsts.sort_by_key(|stats| stats.last_cycle);
     let median = firsts[1];
     firsts.sort_by_key(|stats| stats.last_cycle_max_pause);
+    let pauses = firsts[1].last_cycle_pauses;
+    let noise = Noise::over(median.last_cycle);
     println!(
         "collector cycle over {PARKED} parked goroutines that ran since the last/gort: median of 3 \
-         {:?} per cycle, longest pause of one goroutine {:?} (median of 3), {} scanned; \
-         the machine's own noise floor over as long: {:?}",
+         {:?} per cycle, {} scanned; the cycle with the median longest pause: longest {:?}, 99.9% \
+         of {} holds within {:?}, {} holds of {LONG:?} or more; an idle thread over as long: \
+         longest gap {:?}, {} gaps of {LONG:?} or more (the machine's noise floor)",
         median.last_cycle,
-        firsts[1].last_cycle_max_pause,
         median.goroutines_scanned,
-        longest_gap(median.last_cycle)
+        pauses.longest(),
+        pauses.holds(),
+        pauses.quantile(0.999),
+        pauses
+            .buckets()
+            .filter(|(range, _)| range.start >= LONG)
+            .map(|(_, holds)| holds)
+            .sum::<u64>(),
+        noise.longest,
+        noise.long_gaps
     );
 }
 
-/// The longest gap between two consecutive clock reads of a thread that does nothing else, over
-/// `span`: what the OS and the hypervisor take from any thread (the floor under any pause).
-fn longest_gap(span: Duration) -> Duration {
-    let start = Instant::now();
-    let mut last = start;
-    let mut longest = Duration::ZERO;
-    while last - start < span {
-        let now = Instant::now();
-        longest = longest.max(now - last);
-        last = now;
+/// A pause long enough to tell apart from the collector's own work (a power of two, where a
+/// bucket of `PauseHistogram` starts).
+const LONG: Duration = Duration::from_micros(64);
+
+/// What the OS and the hypervisor take from a thread that does nothing else (the floor under
+/// any pause): gaps between consecutive clock reads.
+struct Noise {
+    longest: Duration,
+    long_gaps: usize,
+}
+
+impl Noise {
+    fn over(span: Duration) -> Noise {
+        let start = Instant::now();
+        let mut last = start;
+        let mut noise = Noise {
+            longest: Duration::ZERO,
+            long_gaps: 0,
+        };
+        while last - start < span {
+            let now = Instant::now();
+            noise.longest = noise.longest.max(now - last);
+            noise.long_gaps += usize::from(now - last >= LONG);
+            last = now;
+        }
+        noise
     }
-    longest
 }
 
 fn may(c: &mut Criterion) {

@@ -80,7 +80,7 @@ pub use self::sched::{
 mod testing;
 
 #[cfg(not(loom))]
-pub use self::collector::{MemStats, dump_goroutines, gc, mem_stats};
+pub use self::collector::{MemStats, PauseHistogram, dump_goroutines, gc, mem_stats};
 #[cfg(not(loom))]
 pub use self::local::LocalKey;
 #[cfg(not(loom))]

@@ -8,8 +8,9 @@
 //!   handled: until its claim is confirmed an M starting it takes the claim back, and its claim
 //!   is released as soon as its visit returns.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::pauses::PauseHistogram;
 use crate::sched::G;
 use crate::sched::status::StatusWord;
 
@@ -19,13 +20,13 @@ const BATCH: usize = 256;
 
 /// Calls `visit` with each item of `items` (whose goroutine `goroutine` answers) and, if the
 /// goroutine's claim could be held, the status it had (`None`: it runs, or it finished); a held
-/// claim is released when `visit` returns. Answers the longest hold.
+/// claim is released when `visit` returns. Answers how long each hold took.
 pub(crate) fn visit_claimed<T>(
     items: &[T],
     goroutine: impl Fn(&T) -> &G,
     mut visit: impl FnMut(&T, Option<u32>),
-) -> Duration {
-    let mut longest = Duration::ZERO;
+) -> PauseHistogram {
+    let mut pauses = PauseHistogram::EMPTY;
     for batch in items.chunks(BATCH) {
         StatusWord::announce_claims(batch.iter().map(|item| goroutine(item).status()));
         for item in batch {
@@ -35,11 +36,11 @@ pub(crate) fn visit_claimed<T>(
                     let held = Instant::now();
                     visit(item, Some(seen));
                     status.release_scan();
-                    longest = longest.max(held.elapsed());
+                    pauses.record(held.elapsed());
                 }
                 None => visit(item, None),
             }
         }
     }
-    longest
+    pauses
 }

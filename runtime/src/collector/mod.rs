@@ -33,6 +33,7 @@
 mod claims;
 mod dump;
 pub(crate) mod pacer;
+mod pauses;
 mod scan;
 mod shrink;
 mod stats;
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 pub use self::dump::dump_goroutines;
+pub use self::pauses::PauseHistogram;
 pub use self::stats::{MemStats, mem_stats};
 pub(crate) use self::stopped::Stopped;
 use crate::sched::{self, G, status};
@@ -166,7 +168,6 @@ struct Totals {
     shrunk: u64,
     scavenged: u64,
     bad: u64,
-    max_pause: Duration,
 }
 
 fn cycle() {
@@ -176,7 +177,7 @@ fn cycle() {
     let mut totals = Totals::default();
     let goroutines = sched::live_goroutines();
     let mut scanned = Vec::new();
-    let scan_pause = claims::visit_claimed(
+    let mut pauses = claims::visit_claimed(
         &goroutines,
         |g| g,
         |g, status| {
@@ -197,7 +198,7 @@ fn cycle() {
             (resident, None) => remember(&g, &measure, resident, &mut totals),
         }
     }
-    let shrink_pause = claims::visit_claimed(
+    let shrink_pauses = claims::visit_claimed(
         &shrinkable,
         |(g, ..)| g,
         |(g, measure, resident, cut), status| {
@@ -209,7 +210,7 @@ fn cycle() {
             remember(g, measure, resident, &mut totals);
         },
     );
-    totals.max_pause = scan_pause.max(shrink_pause);
+    pauses.add(&shrink_pauses);
     drop(scanner);
     totals.scavenged += sched::scavenge_stack_caches() as u64;
     totals.scavenged += crate::stack::scavenge() as u64;
@@ -226,7 +227,8 @@ fn cycle() {
         scavenged_bytes: last.scavenged_bytes + totals.scavenged,
         bad_pointers: last.bad_pointers + totals.bad,
         last_cycle: started.elapsed(),
-        last_cycle_max_pause: totals.max_pause,
+        last_cycle_max_pause: pauses.longest(),
+        last_cycle_pauses: pauses,
         ..stats::mem_stats()
     });
 }

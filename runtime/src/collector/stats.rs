@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::PauseHistogram;
 use crate::heap::{self, ByKind};
 
 /// Memory statistics of goroutine stacks and of the collector, like Go's `runtime.MemStats`.
@@ -58,6 +59,9 @@ pub struct MemStats {
     pub last_cycle: Duration,
     /// The longest the last cycle held one goroutine (its pause).
     pub last_cycle_max_pause: Duration,
+    /// How long the last cycle held each goroutine it scanned (and each it shrank, a second
+    /// time), per power-of-two range of durations.
+    pub last_cycle_pauses: PauseHistogram,
 }
 
 static PUBLISHED: Mutex<MemStats> = Mutex::new(MemStats {
@@ -76,6 +80,7 @@ static PUBLISHED: Mutex<MemStats> = Mutex::new(MemStats {
     bad_pointers: 0,
     last_cycle: Duration::ZERO,
     last_cycle_max_pause: Duration::ZERO,
+    last_cycle_pauses: PauseHistogram::EMPTY,
 });
 
 /// Publishes a cycle's statistics.
