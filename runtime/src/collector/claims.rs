@@ -4,9 +4,10 @@
 //!
 //! Invariants:
 //! - the caller is the one scanner (it holds the `SCANNER` lock);
-//! - a goroutine is held only while its own visit runs, never while the rest of its batch is
-//!   handled: until its claim is confirmed an M starting it takes the claim back, and its claim
-//!   is released as soon as its visit returns.
+//! - a goroutine is held only while its own visit runs (or its group's, when a few goroutines
+//!   share one system call), never while the rest of its batch is handled: until its claim is
+//!   confirmed an M starting it takes the claim back, and its claim is released as soon as its
+//!   visit returns.
 
 use std::time::Instant;
 
@@ -26,20 +27,54 @@ pub(crate) fn visit_claimed<T>(
     goroutine: impl Fn(&T) -> &G,
     mut visit: impl FnMut(&T, Option<u32>),
 ) -> PauseHistogram {
+    visit_claimed_groups(
+        items,
+        goroutine,
+        |_| 1,
+        |group| {
+            for &(item, status) in group {
+                visit(item, status);
+            }
+        },
+    )
+}
+
+/// As [`visit_claimed`], a group of consecutive items at a time, for work that is cheaper done
+/// for several goroutines at once: `group_len` answers how many of the items left in the batch
+/// form the next group (at least one, at most what is left), and `visit` gets each member with
+/// its status; the group's held claims are released together when it returns. Each member's
+/// hold is counted from the group's first confirmation.
+pub(crate) fn visit_claimed_groups<'a, T>(
+    items: &'a [T],
+    goroutine: impl Fn(&T) -> &G,
+    mut group_len: impl FnMut(&[T]) -> usize,
+    mut visit: impl FnMut(&[(&'a T, Option<u32>)]),
+) -> PauseHistogram {
     let mut pauses = PauseHistogram::EMPTY;
+    let mut members = Vec::new();
     for batch in items.chunks(BATCH) {
         StatusWord::announce_claims(batch.iter().map(|item| goroutine(item).status()));
-        for item in batch {
-            let status = goroutine(item).status();
-            match status.confirm_claim() {
-                Some(seen) => {
-                    let held = Instant::now();
-                    visit(item, Some(seen));
-                    status.release_scan();
-                    pauses.record(held.elapsed());
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let (group, tail) = rest.split_at(group_len(rest).clamp(1, rest.len()));
+            rest = tail;
+            members.clear();
+            let held = Instant::now();
+            members.extend(
+                group
+                    .iter()
+                    .map(|item| (item, goroutine(item).status().confirm_claim())),
+            );
+            visit(&members);
+            let mut holds = 0;
+            for &(item, status) in &members {
+                if status.is_some() {
+                    goroutine(item).status().release_scan();
+                    holds += 1;
                 }
-                None => visit(item, None),
             }
+            let pause = held.elapsed();
+            (0..holds).for_each(|_| pauses.record(pause));
         }
     }
     pauses

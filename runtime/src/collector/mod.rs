@@ -48,7 +48,7 @@ pub use self::dump::dump_goroutines;
 pub use self::pauses::PauseHistogram;
 pub use self::stats::{MemStats, mem_stats};
 pub(crate) use self::stopped::Stopped;
-use crate::sched::{self, G, status};
+use crate::sched::{self, G, GRef, status};
 use crate::stack::SpareAge;
 
 /// Cycles requested by [`gc`] and cycles completed.
@@ -194,20 +194,30 @@ fn cycle() {
     let mut shrinkable = Vec::new();
     for (g, measure) in scanned {
         match measure_stack(&measure) {
-            (resident, Some(cut)) => shrinkable.push((g, measure, resident, cut)),
+            (resident, Some(cut)) => shrinkable.push(Shrinkable {
+                g,
+                measure,
+                resident,
+                cut,
+            }),
             (resident, None) => remember(&g, &measure, resident, &mut totals),
         }
     }
-    let shrink_pauses = claims::visit_claimed(
+    let shrink_pauses = claims::visit_claimed_groups(
         &shrinkable,
-        |(g, ..)| g,
-        |(g, measure, resident, cut), status| {
-            let mut resident = *resident;
-            if status.is_some() && shrink(g, measure.sp, *cut) {
-                totals.shrunk += cut.below as u64;
-                resident -= cut.below;
+        |item| &item.g,
+        |rest| shrink::group_len(rest.iter().map(|item| item.cut.below)),
+        |group| {
+            let mut shrunk = [false; shrink::GROUP];
+            shrink_group(group, &mut shrunk);
+            for (&(item, _), shrunk) in group.iter().zip(shrunk) {
+                let mut resident = item.resident;
+                if shrunk {
+                    totals.shrunk += item.cut.below as u64;
+                    resident -= item.cut.below;
+                }
+                remember(&item.g, &item.measure, resident, &mut totals);
             }
-            remember(g, measure, resident, &mut totals);
         },
     );
     pauses.add(&shrink_pauses);
@@ -286,6 +296,15 @@ fn scan_one(
     })
 }
 
+/// A scanned goroutine whose stack should shrink: what its scan found, the bytes resident, and
+/// the pages to give back.
+struct Shrinkable {
+    g: GRef,
+    measure: Measure,
+    resident: usize,
+    cut: shrink::Cut,
+}
+
 /// Measures a scanned stack without its claim: the bytes resident, and the pages to give back
 /// if it uses less than a quarter of what is committed.
 fn measure_stack(measure: &Measure) -> (usize, Option<shrink::Cut>) {
@@ -301,16 +320,24 @@ fn measure_stack(measure: &Measure) -> (usize, Option<shrink::Cut>) {
     (plan.resident, plan.cut)
 }
 
-/// Gives back the pages of `cut` below goroutine `g`'s stack pointer, whose claim the caller
-/// holds, if it has not run since its scan read `sp`. Answers whether it did.
-fn shrink(g: &G, sp: usize, cut: shrink::Cut) -> bool {
-    if g.stopped.ran() || g.stopped.sp() != sp {
-        return false;
+/// Gives back the pages of each member's cut below its goroutine's stack pointer, if the
+/// member's claim is held (its status is known) and it has not run since its scan read `sp`;
+/// marks in `shrunk` the members it did.
+fn shrink_group(group: &[(&Shrinkable, Option<u32>)], shrunk: &mut [bool; shrink::GROUP]) {
+    let mut cuts = [shrink::Cut::NONE; shrink::GROUP];
+    let mut members = [0; shrink::GROUP];
+    let mut count = 0;
+    for (member, (item, status)) in group.iter().enumerate() {
+        let g = &item.g;
+        if status.is_some() && !g.stopped.ran() && g.stopped.sp() == item.measure.sp {
+            (cuts[count], members[count]) = (item.cut, member);
+            count += 1;
+        }
     }
-    // We hold the claim, it has not run since its scan read `sp`, it runs on its own stack,
-    // and `cut.end <= sp` (see `shrink::plan`).
-    // SAFETY: as just said, nothing lives in `[bottom, cut.end)`.
-    unsafe { shrink::release(cut.bottom, cut.end) }
+    // We hold each one's claim, it has not run since its scan read `sp`, it runs on its own
+    // stack, and `cut.end <= sp` (see `shrink::plan`).
+    // SAFETY: as just said, nothing lives in any of the cuts.
+    unsafe { shrink::release_all(&cuts[..count], |index, done| shrunk[members[index]] = done) };
 }
 
 /// Records what the cycle measured of goroutine `g`'s stack.

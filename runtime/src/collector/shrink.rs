@@ -4,7 +4,8 @@
 //!
 //! The residency is measured ([`plan`]) without the goroutine's claim: `mincore` reads no
 //! memory, and its answer only decides whether to shrink. The release itself runs under the
-//! claim, so the goroutine is held for one system call at most.
+//! claim, so the goroutine is held for one system call at most, which it shares with up to
+//! three others ([`group_len`]).
 //!
 //! Invariants:
 //! - [`release`] runs only under the goroutine's claim, with the goroutine on its own stack (no
@@ -35,6 +36,15 @@ pub(crate) struct Cut {
     pub(crate) below: usize,
 }
 
+impl Cut {
+    /// An empty cut, to fill arrays with.
+    pub(crate) const NONE: Cut = Cut {
+        bottom: 0,
+        end: 0,
+        below: 0,
+    };
+}
+
 /// Looks at the stack `[bottom, top)` of a goroutine that stopped with stack pointer `sp`.
 pub(crate) fn plan(bottom: usize, top: usize, sp: usize) -> Plan {
     let in_use = top.saturating_sub(sp);
@@ -54,20 +64,73 @@ pub(crate) fn plan(bottom: usize, top: usize, sp: usize) -> Plan {
     }
 }
 
-/// Gives back the pages of `[bottom, cut)`; `false` if the OS refused.
+/// Goroutines whose stacks shrink together, in one system call where the kernel allows it
+/// (see `memory::release_all`): the call interrupts the other CPUs once for the group, so a
+/// group of four costs about what one shrink alone did, and each member is held for about that
+/// long.
+pub(crate) const GROUP: usize = 4;
+
+/// Resident bytes a group gives back at most: past that, zapping the pages takes longer than
+/// interrupting the other CPUs, and the members' holds would grow with it.
+const GROUP_BYTES: usize = 256 * 1024;
+
+/// How many of the cuts of `below` (each one's resident bytes, in order) shrink together: at
+/// most [`GROUP`], at most [`GROUP_BYTES`] between them, and at least one.
+pub(crate) fn group_len(below: impl Iterator<Item = usize>) -> usize {
+    let mut bytes = 0;
+    let mut len = 0;
+    for below in below.take(GROUP) {
+        bytes += below;
+        if len > 0 && bytes > GROUP_BYTES {
+            break;
+        }
+        len += 1;
+    }
+    len.max(1)
+}
+
+/// Gives back the pages of each cut of `cuts`, and calls `done` with each one's index and
+/// whether it was given back.
 ///
 /// # Safety
 ///
-/// The caller holds the goroutine's claim, and the range lies below the stack pointer it
-/// stopped with and has not run since, on its own stack (module invariant); the range is page
-/// aligned.
-pub(crate) unsafe fn release(bottom: usize, cut: usize) -> bool {
-    // SAFETY: nothing lives in the range (the caller's contract).
-    match unsafe { memory::release(bottom, cut - bottom) } {
-        Ok(()) => true,
-        Err(err) => {
-            log::warn!("gort: shrinking a goroutine stack at {bottom:#x} failed: {err}");
-            false
-        }
+/// For each cut, the caller holds its goroutine's claim, and the cut lies below the stack
+/// pointer the goroutine stopped with and has not run since, on its own stack (module
+/// invariant); cuts are page aligned.
+pub(crate) unsafe fn release_all(cuts: &[Cut], mut done: impl FnMut(usize, bool)) {
+    let mut ranges = [(0, 0); GROUP];
+    for (range, cut) in ranges.iter_mut().zip(cuts) {
+        *range = (cut.bottom, cut.end - cut.bottom);
+    }
+    assert!(
+        cuts.len() <= GROUP,
+        "a shrink group holds at most {GROUP} cuts"
+    );
+    // SAFETY: nothing lives in any of the ranges (the caller's contract).
+    unsafe {
+        memory::release_all(&ranges[..cuts.len()], |index, result| {
+            if let Err(err) = &result {
+                log::warn!(
+                    "gort: shrinking a goroutine stack at {:#x} failed: {err}",
+                    cuts[index].bottom
+                );
+            }
+            done(index, result.is_ok());
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_hold_at_most_four_cuts_and_256_kib_but_always_one() {
+        const KIB: usize = 1024;
+        assert_eq!(group_len([48 * KIB; 9].into_iter()), 4);
+        assert_eq!(group_len([48 * KIB; 3].into_iter()), 3);
+        assert_eq!(group_len([100 * KIB, 100 * KIB, 100 * KIB].into_iter()), 2);
+        assert_eq!(group_len([8192 * KIB, 4 * KIB].into_iter()), 1);
+        assert_eq!(group_len([4 * KIB, 8192 * KIB].into_iter()), 1);
     }
 }

@@ -301,3 +301,56 @@ fn guard_errors_say_what_failed_and_why() {
     );
     assert_eq!(io::Error::from(err).kind(), io::ErrorKind::OutOfMemory);
 }
+
+/// Touches every page of a fresh 256 KiB stack and answers it with its usable range.
+fn touched_stack() -> (RawStack, usize, usize) {
+    let stack = RawStack::allocate(StackSize::new(256 * KIB).unwrap()).unwrap();
+    let (bottom, top) = (stack.bottom(), stack.top());
+    // SAFETY: the stack's usable memory is ours while we own it, and nothing runs on it.
+    unsafe { (bottom as *mut u8).write_bytes(0x5a, top - bottom) };
+    (stack, bottom, top)
+}
+
+#[test]
+fn release_all_gives_back_every_range_across_batches() {
+    let page = heap::os_page_size();
+    let (stack, bottom, top) = touched_stack();
+    // Eleven ranges of two pages, one page apart: more than one batch, with pages kept between.
+    let ranges: Vec<_> = (0..11).map(|i| (bottom + i * 3 * page, 2 * page)).collect();
+    let mut done = Vec::new();
+    // SAFETY: the ranges are page aligned parts of our stack, whose contents we give up.
+    unsafe { memory::release_all(&ranges, |index, result| done.push((index, result.is_ok()))) };
+    assert_eq!(done, (0..11).map(|i| (i, true)).collect::<Vec<_>>());
+    let kept = (top - bottom) - 11 * 2 * page;
+    assert_eq!(memory::resident_bytes(bottom, top - bottom).unwrap(), kept);
+    for &(addr, len) in &ranges {
+        // SAFETY: as above; released pages read as zero.
+        assert_eq!(unsafe { *(addr as *const u8) }, 0);
+        // SAFETY: the page after each range is part of our stack too.
+        assert_eq!(unsafe { *((addr + len) as *const u8) }, 0x5a, "a kept page");
+    }
+    stack.release();
+}
+
+#[test]
+fn release_all_reports_a_range_the_kernel_refuses() {
+    let page = heap::os_page_size();
+    let (stack, bottom, _) = touched_stack();
+    // The second range is not page aligned: both calls refuse it, the others go back.
+    let ranges = [
+        (bottom, page),
+        (bottom + 2 * page + 1, page),
+        (bottom + 4 * page, page),
+    ];
+    let mut done = Vec::new();
+    // SAFETY: the ranges lie in our stack, whose contents there we give up.
+    unsafe { memory::release_all(&ranges, |index, result| done.push((index, result.is_ok()))) };
+    assert_eq!(done, [(0, true), (1, false), (2, true)]);
+    assert_eq!(memory::resident_bytes(bottom, page).unwrap(), 0);
+    assert_eq!(memory::resident_bytes(bottom + 4 * page, page).unwrap(), 0);
+    assert_eq!(
+        memory::resident_bytes(bottom + 2 * page, page).unwrap(),
+        page
+    );
+    stack.release();
+}
