@@ -1,5 +1,6 @@
 //! The collector: a background thread that, every `GORT_GC_INTERVAL` (1 s by default), when
-//! the goroutine stacks have doubled since the last cycle (`pacer`) and on [`gc`], takes the goroutines one at a time with their scan claim and
+//! the goroutine stacks have doubled since the last cycle (`pacer`) and on [`gc`], takes the
+//! goroutines one at a time with their scan claim and
 //!
 //! - walks each one's frame-pointer chain and defer chain, resolving every pointer with
 //!   `span_of` (a pointer that does not lie in the goroutine's stack spans, or a defer record
@@ -27,8 +28,9 @@
 //! Invariants:
 //! - one cycle or dump at a time (the `SCANNER` lock): a goroutine's claim is taken by one
 //!   scanner, never by two;
-//! - a goroutine is held only for its own scan: claims are announced a batch at a time, but each
-//!   is confirmed just before its goroutine's scan and released right after (`claims`).
+//! - a goroutine is held only for its own scan, and for its own shrink or that of its group of
+//!   at most four (one system call): claims are announced a batch at a time, but each is
+//!   confirmed just before its goroutine's scan or shrink and released right after (`claims`).
 
 mod claims;
 mod dump;
