@@ -29,7 +29,7 @@
 //! - one cycle or dump at a time (the `SCANNER` lock): a goroutine's claim is taken by one
 //!   scanner, never by two;
 //! - a goroutine is held only for its own scan, and for its own shrink or that of its group of
-//!   at most four (one system call): claims are announced a batch at a time, but each is
+//!   at most eight (one system call): claims are announced a batch at a time, but each is
 //!   confirmed just before its goroutine's scan or shrink and released right after (`claims`).
 
 mod claims;
