@@ -326,20 +326,24 @@ fn measure_stack(measure: &Measure) -> (usize, Option<shrink::Cut>) {
 /// member's claim is held (its status is known) and it has not run since its scan read `sp`;
 /// marks in `shrunk` the members it did.
 fn shrink_group(group: &[(&Shrinkable, Option<u32>)], shrunk: &mut [bool; shrink::GROUP]) {
-    let mut cuts = [shrink::Cut::NONE; shrink::GROUP];
+    let mut ranges = [(0, 0); shrink::GROUP];
     let mut members = [0; shrink::GROUP];
     let mut count = 0;
     for (member, (item, status)) in group.iter().enumerate() {
         let g = &item.g;
         if status.is_some() && !g.stopped.ran() && g.stopped.sp() == item.measure.sp {
-            (cuts[count], members[count]) = (item.cut, member);
+            (ranges[count], members[count]) = (item.cut.range(), member);
             count += 1;
         }
     }
     // We hold each one's claim, it has not run since its scan read `sp`, it runs on its own
     // stack, and `cut.end <= sp` (see `shrink::plan`).
     // SAFETY: as just said, nothing lives in any of the cuts.
-    unsafe { shrink::release_all(&cuts[..count], |index, done| shrunk[members[index]] = done) };
+    unsafe {
+        shrink::release_all(&ranges[..count], |index, done| {
+            shrunk[members[index]] = done
+        })
+    };
 }
 
 /// Records what the cycle measured of goroutine `g`'s stack.

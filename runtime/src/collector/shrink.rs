@@ -8,8 +8,8 @@
 //! seven others ([`group_len`]).
 //!
 //! Invariants:
-//! - [`release`] runs only under the goroutine's claim, with the goroutine on its own stack (no
-//!   segment) and not run since its stack pointer was read: nothing lives below that stack
+//! - [`release_all`] runs only under the goroutines' claims, each goroutine on its own stack
+//!   (no segment) and not run since its stack pointer was read: nothing lives below that stack
 //!   pointer, where the pages released lie;
 //! - at least [`MIN_KEEP`] bytes and twice the depth in use stay committed below the top, so a
 //!   goroutine that parks and wakes at the same depth does not fault its pages back each cycle.
@@ -37,12 +37,10 @@ pub(crate) struct Cut {
 }
 
 impl Cut {
-    /// An empty cut, to fill arrays with.
-    pub(crate) const NONE: Cut = Cut {
-        bottom: 0,
-        end: 0,
-        below: 0,
-    };
+    /// The cut as an `(address, length)` range.
+    pub(crate) fn range(&self) -> (usize, usize) {
+        (self.bottom, self.end - self.bottom)
+    }
 }
 
 /// Looks at the stack `[bottom, top)` of a goroutine that stopped with stack pointer `sp`.
@@ -91,30 +89,22 @@ pub(crate) fn group_len(below: impl Iterator<Item = usize>) -> usize {
     len.max(1)
 }
 
-/// Gives back the pages of each cut of `cuts`, and calls `done` with each one's index and
-/// whether it was given back.
+/// Gives back the pages of each `(address, length)` range of a group's cuts, and calls `done`
+/// with each one's index and whether it was given back.
 ///
 /// # Safety
 ///
-/// For each cut, the caller holds its goroutine's claim, and the cut lies below the stack
+/// For each range, the caller holds its goroutine's claim, and the range lies below the stack
 /// pointer the goroutine stopped with and has not run since, on its own stack (module
-/// invariant); cuts are page aligned.
-pub(crate) unsafe fn release_all(cuts: &[Cut], mut done: impl FnMut(usize, bool)) {
-    let mut ranges = [(0, 0); GROUP];
-    for (range, cut) in ranges.iter_mut().zip(cuts) {
-        *range = (cut.bottom, cut.end - cut.bottom);
-    }
-    assert!(
-        cuts.len() <= GROUP,
-        "a shrink group holds at most {GROUP} cuts"
-    );
+/// invariant); ranges are page aligned.
+pub(crate) unsafe fn release_all(ranges: &[(usize, usize)], mut done: impl FnMut(usize, bool)) {
     // SAFETY: nothing lives in any of the ranges (the caller's contract).
     unsafe {
-        memory::release_all(&ranges[..cuts.len()], |index, result| {
+        memory::release_all(ranges, |index, result| {
             if let Err(err) = &result {
                 log::warn!(
                     "gort: shrinking a goroutine stack at {:#x} failed: {err}",
-                    cuts[index].bottom
+                    ranges[index].0
                 );
             }
             done(index, result.is_ok());

@@ -45,22 +45,9 @@ const NO: u8 = 2;
 fn batched_release_works() -> bool {
     match BATCHED_RELEASE.load(Ordering::Relaxed) {
         UNKNOWN => {
-            let none = [libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            }];
             // An empty list: the kernel reads no range and touches no memory.
             // SAFETY: as just said.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_process_madvise,
-                    PIDFD_SELF_PROCESS,
-                    none.as_ptr(),
-                    0,
-                    libc::MADV_DONTNEED,
-                    0,
-                )
-            };
+            let rc = unsafe { advise_dontneed(&[]) };
             BATCHED_RELEASE.store(if rc == 0 { YES } else { NO }, Ordering::Relaxed);
             rc == 0
         }
@@ -86,10 +73,11 @@ pub(crate) unsafe fn release_all(
         // SAFETY: the caller's contract covers every range of the chunk.
         let released = unsafe { release_batch(chunk) };
         for (offset, &(addr, len)) in chunk.iter().enumerate() {
-            let result = match offset < released {
-                true => Ok(()),
+            let result = if offset < released {
+                Ok(())
+            } else {
                 // SAFETY: as above, for this range.
-                false => unsafe { release(addr, len) },
+                unsafe { release(addr, len) }
             };
             done(first + offset, result);
         }
@@ -117,18 +105,9 @@ unsafe fn release_batch(ranges: &[(usize, usize)]) -> usize {
         };
     }
     let count = ranges.len().min(RELEASE_BATCH);
-    // The iovecs describe `count` ranges the caller gives up; the kernel only reads them.
+    // The iovecs describe `count` ranges the caller gives up.
     // SAFETY: as just said.
-    let advised = unsafe {
-        libc::syscall(
-            libc::SYS_process_madvise,
-            PIDFD_SELF_PROCESS,
-            iovecs.as_ptr(),
-            count,
-            libc::MADV_DONTNEED,
-            0,
-        )
-    };
+    let advised = unsafe { advise_dontneed(&iovecs[..count]) };
     // A range the kernel refuses fails the call: `madvise` then tries each range alone.
     let Ok(mut advised) = usize::try_from(advised) else {
         return 0;
@@ -143,6 +122,26 @@ unsafe fn release_batch(ranges: &[(usize, usize)]) -> usize {
         whole += 1;
     }
     whole
+}
+
+/// `process_madvise(MADV_DONTNEED)` on the process itself over `iovecs`: the bytes advised, or
+/// -1 with `errno` set.
+///
+/// # Safety
+///
+/// As [`release`], for every range of `iovecs` (the kernel only reads the list).
+unsafe fn advise_dontneed(iovecs: &[libc::iovec]) -> libc::c_long {
+    // SAFETY: the list is valid for reads of its length; the ranges are the caller's to give up.
+    unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            PIDFD_SELF_PROCESS,
+            iovecs.as_ptr(),
+            iovecs.len(),
+            libc::MADV_DONTNEED,
+            0,
+        )
+    }
 }
 
 /// The bytes of `[addr, addr + len)` that are resident (committed) now, by `mincore`, in
