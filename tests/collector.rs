@@ -3,7 +3,7 @@
 //! dump. Tests that measure memory or set the environment run in child processes.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use gort::chan;
@@ -301,6 +301,38 @@ fn the_dump_lists_a_parked_goroutines_functions() {
 fn waits_in_a_named_function(ready: &mpsc::Sender<()>, parked: &chan::Receiver<()>) {
     ready.send(()).unwrap();
     parked.recv().unwrap();
+}
+
+/// A cycle runs as one of the runtime's own goroutines, which users do not see: it is not
+/// counted by `num_goroutines` and dumps do not list it, however often cycles run.
+#[test]
+fn a_cycles_goroutine_is_neither_counted_nor_dumped() {
+    let name = "a_cycles_goroutine_is_neither_counted_nor_dumped";
+    if gort_suite::is_child(name) {
+        let cycling = Arc::new(AtomicBool::new(true));
+        let collector = std::thread::spawn({
+            let cycling = Arc::clone(&cycling);
+            move || {
+                for _ in 0..200 {
+                    gort::gc();
+                }
+                cycling.store(false, Ordering::Relaxed);
+            }
+        });
+        let mut looks = 0;
+        while cycling.load(Ordering::Relaxed) {
+            assert_eq!(gort::num_goroutines(), 0);
+            let mut dump = Vec::new();
+            gort::dump_goroutines(&mut dump).unwrap();
+            assert!(dump.is_empty(), "{}", String::from_utf8_lossy(&dump));
+            looks += 1;
+        }
+        collector.join().unwrap();
+        assert!(looks > 0);
+        assert!(gort::mem_stats().cycles >= 200);
+        return;
+    }
+    gort_suite::assert_child_passes(name, &[("GORT_GC_INTERVAL", "off")]);
 }
 
 /// `SIGQUIT` prints the dump and exits with status 2, like Go.

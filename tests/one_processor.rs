@@ -108,3 +108,36 @@ fn two_goroutines_handing_off_to_each_other_do_not_starve_the_queue() {
     assert!(a.join().unwrap());
     assert!(b.join().unwrap());
 }
+
+/// A collector cycle runs on the one processor as a goroutine: it completes beside a goroutine
+/// that keeps the processor busy with yields.
+#[test]
+fn a_cycle_shares_the_processor_with_a_busy_goroutine() {
+    one_processor();
+    let done = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicU64::new(0));
+    let busy = {
+        let (done, rounds) = (Arc::clone(&done), Arc::clone(&rounds));
+        gort::spawn(move || {
+            // Bounded: gives up, and the test fails, if the cycles never let it finish.
+            for _ in 0..100_000_000u64 {
+                if done.load(Ordering::Acquire) {
+                    return true;
+                }
+                rounds.fetch_add(1, Ordering::Relaxed);
+                gort::yield_now();
+            }
+            false
+        })
+    };
+    while rounds.load(Ordering::Relaxed) == 0 {
+        std::thread::yield_now();
+    }
+    let before = gort::mem_stats().cycles;
+    for _ in 0..20 {
+        gort::gc();
+    }
+    assert!(gort::mem_stats().cycles >= before + 20);
+    done.store(true, Ordering::Release);
+    assert!(busy.join().unwrap());
+}

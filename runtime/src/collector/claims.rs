@@ -7,7 +7,8 @@
 //! - a goroutine is held only while its own visit runs (or its group's, when a few goroutines
 //!   share one system call), never while the rest of its batch is handled: until its claim is
 //!   confirmed an M starting it takes the claim back, and its claim is released as soon as its
-//!   visit returns.
+//!   visit returns;
+//! - a scanner running as a goroutine yields between batches, never while it holds a claim.
 
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use crate::sched::status::StatusWord;
 
 /// Goroutines announced per heavy fence. A fence costs about 12 µs with other threads running
 /// (see `crate::fence`), so this keeps it near 0.05 µs per goroutine.
-const BATCH: usize = 256;
+pub(crate) const BATCH: usize = 256;
 
 /// Calls `visit` with each item of `items` (whose goroutine `goroutine` answers) and, if the
 /// goroutine's claim could be held, the status it had (`None`: it runs, or it finished); a held
@@ -76,6 +77,9 @@ pub(crate) fn visit_claimed_groups<'a, T>(
             let pause = held.elapsed();
             (0..holds).for_each(|_| pauses.record(pause));
         }
+        // No claim is held between batches: a scanner running as a goroutine lets the others
+        // on its processor run.
+        crate::sched::yield_current();
     }
     pauses
 }

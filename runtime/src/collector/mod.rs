@@ -1,6 +1,10 @@
 //! The collector: a background thread that, every `GORT_GC_INTERVAL` (1 s by default), when
-//! the goroutine stacks have doubled since the last cycle (`pacer`) and on [`gc`], takes the
-//! goroutines one at a time with their scan claim and
+//! the goroutine stacks have doubled since the last cycle (`pacer`) and on [`gc`], starts a
+//! cycle. The cycle runs on a processor, as one of the runtime's own goroutines (like Go's GC
+//! workers), not on the collector thread: a third runnable thread on a machine whose processors
+//! are all busy is preempted by the kernel, and preempted inside a hold it would keep a
+//! goroutine from running for a whole time slice. It yields between batches of goroutines. It
+//! takes the goroutines one at a time with their scan claim and
 //!
 //! - walks each one's frame-pointer chain and defer chain, resolving every pointer with
 //!   `span_of` (a pointer that does not lie in the goroutine's stack spans, or a defer record
@@ -26,8 +30,10 @@
 //! the chain; the walk then reports the pointer it could not place.
 //!
 //! Invariants:
-//! - one cycle or dump at a time (the `SCANNER` lock): a goroutine's claim is taken by one
-//!   scanner, never by two;
+//! - one cycle or dump at a time (the `SCANNER` lock, goroutine-aware since a cycle yields while
+//!   it holds it): a goroutine's claim is taken by one scanner, never by two;
+//! - a cycle the collector thread started completes (`Completes`) even if its goroutine never
+//!   runs, so callers of [`gc`] are not left waiting;
 //! - a goroutine is held only for its own scan, and for its own shrink or that of its group of
 //!   at most eight (one system call): claims are announced a batch at a time, but each is
 //!   confirmed just before its goroutine's scan or shrink and released right after (`claims`).
@@ -69,7 +75,13 @@ static REQUEST: Condvar = Condvar::new();
 static COMPLETED: Condvar = Condvar::new();
 
 /// Held by whoever takes goroutines' scan claims: a cycle, or a dump.
-static SCANNER: Mutex<Scanner> = Mutex::new(Scanner { verify: false });
+static SCANNER: crate::sync::Mutex<Scanner> = crate::sync::Mutex::const_new(
+    <crate::sync::RawMutex as lock_api::RawMutex>::INIT,
+    Scanner { verify: false },
+);
+
+/// The reservation of a cycle's goroutine stack (it commits a few pages).
+const CYCLE_STACK: usize = 256 << 10;
 
 /// The collector's settings.
 struct Scanner {
@@ -115,9 +127,29 @@ fn run(interval: Option<Duration>) {
             }
             control.requested
         };
-        cycle();
+        let completes = Completes(target);
+        let spawned = sched::spawn_system("gort-gc", CYCLE_STACK, move || {
+            cycle();
+            drop(completes);
+        });
+        if let Err(err) = spawned {
+            eprintln!("runtime: cannot start a collector cycle: {err}");
+        }
         let mut control = CONTROL.lock();
-        control.completed = control.completed.max(target);
+        while control.completed < target {
+            COMPLETED.wait(&mut control);
+        }
+    }
+}
+
+/// Completes the cycles up to its ticket when dropped: when its cycle ends, or when its cycle's
+/// goroutine is dropped without running (no stack could be had for it).
+struct Completes(u64);
+
+impl Drop for Completes {
+    fn drop(&mut self) {
+        let mut control = CONTROL.lock();
+        control.completed = control.completed.max(self.0);
         COMPLETED.notify_all();
     }
 }
@@ -194,7 +226,10 @@ fn cycle() {
         },
     );
     let mut shrinkable = Vec::new();
-    for (g, measure) in scanned {
+    for (measured, (g, measure)) in scanned.into_iter().enumerate() {
+        if measured % claims::BATCH == claims::BATCH - 1 {
+            sched::yield_current();
+        }
         match measure_stack(&measure) {
             (resident, Some(cut)) => shrinkable.push(Shrinkable {
                 g,

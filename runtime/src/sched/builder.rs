@@ -1,7 +1,8 @@
 //! Spawning goroutines: [`Builder`] and [`spawn()`].
 //!
 //! Invariant: a goroutine is counted live before it is queued and uncounted by the M that runs
-//! it to its end, so `num_goroutines` never undercounts a goroutine that can still run.
+//! it to its end, so `num_goroutines` never undercounts a goroutine that can still run; the
+//! runtime's own goroutines (`spawn_system`) are never counted.
 
 use std::io;
 
@@ -92,19 +93,48 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.spawn_as(false, f)
+    }
+
+    /// Spawns the goroutine, counted live unless it is one of the runtime's own (`system`).
+    fn spawn_as<F, T>(self, system: bool, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let sched = config::runtime()?;
         let size = match self.stack_size {
             Some(bytes) => StackSize::new(bytes)
                 .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?,
             None => sched.config.stack_size,
         };
-        let (g, queued) = GRef::spawn(self.name.map(String::into_boxed_str), size);
+        let (g, queued) = GRef::spawn(self.name.map(String::into_boxed_str), size, system);
         // SAFETY: `g` is not queued yet.
         unsafe { join::set_body(&g, f) };
-        sched.ready_new(queued);
+        if system {
+            sched.ready_system(queued);
+        } else {
+            sched.ready_new(queued);
+        }
         let handle = JoinHandle::new(g);
         Ok(handle)
     }
+}
+
+/// Spawns one of the runtime's own goroutines (a collector cycle), with a stack of `stack_size`
+/// bytes: it runs on a processor like any other, but is neither counted by
+/// [`num_goroutines`](crate::num_goroutines) nor listed by dumps, deadlock reports or the
+/// collector.
+pub(crate) fn spawn_system(
+    name: &str,
+    stack_size: usize,
+    f: impl FnOnce() + Send + 'static,
+) -> io::Result<()> {
+    Builder::new()
+        .name(name)
+        .stack_size(stack_size)
+        .spawn_as(true, f)
+        .map(drop)
 }
 
 /// Spawns a goroutine running `f` and returns a handle to join it, like

@@ -201,6 +201,10 @@ pub(crate) struct G {
     name: UnsafeCell<Option<Box<str>>>,
     /// The stack the goroutine gets when it first runs; written only while the record is free.
     stack_size: Cell<StackSize>,
+    /// Whether the runtime spawned it for itself (a collector cycle): such a goroutine is not
+    /// counted in `num_goroutines` and not listed by dumps, deadlock reports or the collector,
+    /// as Go hides its system goroutines. Written only while the record is free.
+    system: Cell<bool>,
     status: StatusWord,
     pub(crate) park: AtomicU8,
     wait_reason: AtomicU8,
@@ -235,8 +239,8 @@ pub(crate) struct G {
 
 // SAFETY: `coroutine` and `yielder` are touched only by the M running the goroutine or by the
 // goroutine itself (module invariant); the status protocol makes that one thread at a time, with
-// acquire/release ordering between consecutive runners. `id`, `name` and `stack_size` are
-// written only while no reference exists, and published by the count's release/acquire pair.
+// acquire/release ordering between consecutive runners. `id`, `name`, `stack_size` and
+// `system` are written only while no reference exists, and published by the count's release/acquire pair.
 // `join` guards itself; everything else is atomic.
 unsafe impl Send for G {}
 // SAFETY: as above.
@@ -249,6 +253,7 @@ impl G {
             id: Cell::new(GoroutineId(NonZeroU64::MIN)),
             name: UnsafeCell::new(None),
             stack_size: Cell::new(StackSize::DEFAULT),
+            system: Cell::new(false),
             status: StatusWord::new(status::IDLE),
             park: AtomicU8::new(super::park::EMPTY),
             wait_reason: AtomicU8::new(WaitReason::None as u8),
@@ -371,6 +376,11 @@ impl G {
         self.status.is_live()
     }
 
+    /// Whether the runtime spawned it for itself (see `system`).
+    pub(crate) fn is_system(&self) -> bool {
+        self.system.get()
+    }
+
     /// Binds the goroutine to M `m` (which never exits).
     pub(crate) fn lock_to(&self, m: &M) {
         self.locked_to
@@ -451,8 +461,13 @@ unsafe impl Sync for GRef {}
 
 impl GRef {
     /// A new goroutine's record, recycled if one is free: one reference for its handle, one for
-    /// the run queue, and the goroutine's own (see [`GRef::finish`]).
-    pub(crate) fn spawn(name: Option<Box<str>>, stack_size: StackSize) -> (GRef, GRef) {
+    /// the run queue, and the goroutine's own (see [`GRef::finish`]). `system`: the runtime
+    /// spawns it for itself.
+    pub(crate) fn spawn(
+        name: Option<Box<str>>,
+        stack_size: StackSize,
+        system: bool,
+    ) -> (GRef, GRef) {
         let record = FREE
             .try_with(|free| free.borrow_mut().pop())
             .ok()
@@ -467,6 +482,7 @@ impl GRef {
         // SAFETY: the record is free: nothing else refers to it (module invariant).
         unsafe { *record.name.get() = name };
         record.stack_size.set(stack_size);
+        record.system.set(system);
         record.park.store(super::park::EMPTY, Ordering::Relaxed);
         record
             .wait_reason

@@ -55,6 +55,7 @@ pub(crate) use self::release::Release;
 #[cfg(not(loom))]
 pub(crate) use self::scheduler::{
     Blocker, Waiter, count_service_thread, current_g, park_current, park_releasing, ready_parked,
+    yield_current,
 };
 
 #[cfg(not(loom))]
@@ -86,6 +87,8 @@ pub(crate) fn current_locals() -> Option<&'static crate::local::Table> {
     scheduler::current_g().map(|g| &g.locals)
 }
 
+#[cfg(not(loom))]
+pub(crate) use self::builder::spawn_system;
 #[cfg(not(loom))]
 pub use self::builder::{Builder, spawn};
 #[cfg(not(loom))]

@@ -187,6 +187,10 @@ pub(crate) struct Scheduler {
     pub(crate) config: Config,
     ps: Box<[P]>,
     global: Injector<GRef>,
+    /// The runtime's own goroutines (a collector cycle), which every M takes ahead of all else,
+    /// like Go's dedicated GC workers: with two or more Ps such a goroutine has a P to itself
+    /// until it ends (see `execute`), and with one it shares it fairly.
+    system: Injector<GRef>,
     idle: Mutex<Idle>,
     npidle: AtomicUsize,
     nmspinning: AtomicUsize,
@@ -276,6 +280,7 @@ impl Scheduler {
             next_m: AtomicUsize::new(0),
             goroutines_off_p: std::sync::atomic::AtomicI64::new(0),
             global: Injector::new(),
+            system: Injector::new(),
             config,
             ps,
         }
@@ -304,6 +309,13 @@ impl Scheduler {
     /// Counts a new goroutine live and queues it in `runnext` (see [`Scheduler::ready`]).
     pub(crate) fn ready_new(&'static self, g: GRef) {
         self.queue(g, true, true);
+    }
+
+    /// Queues one of the runtime's own goroutines (not counted live) where every M looks
+    /// first, and makes sure an M will run it.
+    pub(crate) fn ready_system(&'static self, g: GRef) {
+        self.system.push(g);
+        self.wakep();
     }
 
     fn queue(&'static self, g: GRef, next: bool, new: bool) {
@@ -462,7 +474,8 @@ impl Scheduler {
     }
 
     /// A collector cycle asks every P to give back the pages of its cached stacks: the idle
-    /// ones now, the busy ones when they next go idle. Answers the bytes given back so far.
+    /// ones and the caller's own (the cycle runs on a P) now, the busy ones when they next go
+    /// idle. Answers the bytes given back so far.
     pub(crate) fn scavenge_stack_caches(&self) -> usize {
         let cycle = STACK_CACHE_CYCLE.fetch_add(1, Ordering::Relaxed) + 1;
         let idle = self.idle.lock();
@@ -471,6 +484,7 @@ impl Scheduler {
             answer_stack_cache_cycle(unsafe { self.p(p).local() }, cycle);
         }
         drop(idle);
+        with_current_p(|_, local| answer_stack_cache_cycle(local, cycle));
         STACK_CACHE_GIVEN_BACK.swap(0, Ordering::Relaxed)
     }
 
@@ -499,7 +513,7 @@ impl Scheduler {
             local.queue.push(next);
         }
         local.share_yielded();
-        let has_work = self.p(p).has_work() || !self.global.is_empty();
+        let has_work = self.p(p).has_work() || self.shared_work();
         self.release_p(p);
         if has_work {
             self.startm(false);
@@ -658,7 +672,19 @@ impl Scheduler {
     }
 
     fn any_work(&self) -> bool {
-        !self.global.is_empty() || self.ps.iter().any(P::has_work)
+        self.shared_work() || self.ps.iter().any(P::has_work)
+    }
+
+    /// Whether the global or the system queue holds goroutines.
+    fn shared_work(&self) -> bool {
+        !self.system.is_empty() || !self.global.is_empty()
+    }
+
+    /// Takes a goroutine from the system queue, or a batch from the global queue into
+    /// `local` and one of it.
+    fn take_shared(&self, local: &Local) -> Option<GRef> {
+        steal(|| self.system.steal())
+            .or_else(|| steal(|| self.global.steal_batch_and_pop(&local.queue)))
     }
 
     fn run_m(&'static self, m: Arc<M>) {
@@ -757,6 +783,20 @@ impl Scheduler {
         {
             return Some(self.found_work(m, g));
         }
+        if !self.system.is_empty()
+            && let Some(g) = steal(|| self.system.steal())
+        {
+            // It may keep this P for long: what the P holds back from thieves goes where they
+            // look, and an idle P's M is woken to take it.
+            if let Some(next) = local.runnext.take() {
+                local.queue.push(next);
+            }
+            local.share_yielded();
+            if !local.queue.is_empty() {
+                self.wakep();
+            }
+            return Some(self.found_work(m, g));
+        }
         if tick.is_multiple_of(GLOBAL_QUEUE_INTERVAL) {
             if let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue)) {
                 return Some(self.found_work(m, g));
@@ -786,7 +826,7 @@ impl Scheduler {
         {
             return Some(self.found_work(m, g));
         }
-        if let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue)) {
+        if let Some(g) = self.take_shared(local) {
             return Some(self.found_work(m, g));
         }
         // The network, without blocking: what it wakes lands on this P (Go polls here too,
@@ -828,7 +868,7 @@ impl Scheduler {
                         return Some(self.found_work(m, g));
                     }
                 }
-                if let Some(g) = steal(|| self.global.steal_batch_and_pop(&local.queue)) {
+                if let Some(g) = self.take_shared(local) {
                     return Some(self.found_work(m, g));
                 }
                 if !m.m.locked.is_empty() || Instant::now() >= spin_until {
@@ -899,6 +939,16 @@ impl Scheduler {
             }
         }
         match outcome {
+            CoroutineResult::Yield(Switch::Yield) if g.is_system() && self.ps.len() > 1 => {
+                // Back where every M looks first: this M's next round takes it again (after a
+                // goroutine locked to this M, every other round), so it has a P to itself like
+                // Go's dedicated GC worker; an M is woken for it only if this one lost its P.
+                g.leave_running(status::RUNNABLE);
+                self.system.push(g);
+                if m.p.get().is_none() {
+                    self.wakep();
+                }
+            }
             CoroutineResult::Yield(Switch::Yield) => {
                 g.leave_running(status::RUNNABLE);
                 self.requeue(m, g);
@@ -937,7 +987,9 @@ impl Scheduler {
                         None => drop(stack),
                     }
                 }
-                self.count_finished(m.p.get());
+                if !g.is_system() {
+                    self.count_finished(m.p.get());
+                }
                 // SAFETY: this M ran the goroutine to its end.
                 unsafe { g.finish() };
             }
@@ -969,7 +1021,9 @@ impl Scheduler {
                     g.stack_size()
                 );
                 g.leave_running(status::DEAD);
-                p.count_goroutines(-1);
+                if !g.is_system() {
+                    p.count_goroutines(-1);
+                }
                 let g = g.clone();
                 // The body's `Drop` is user code, which must not run on an M.
                 let abandoned =
