@@ -210,7 +210,8 @@ fn cycle() {
     let now = now_ms();
     let mut totals = Totals::default();
     let goroutines = sched::live_goroutines();
-    let mut scanned = Vec::new();
+    // Reserved up front: growing it would copy it while a goroutine is held.
+    let mut scanned = Vec::with_capacity(goroutines.len());
     let mut pauses = claims::visit_claimed(
         &goroutines,
         |g| g,
