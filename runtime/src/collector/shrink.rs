@@ -18,7 +18,7 @@ use crate::heap::os_page_size;
 use crate::stack::memory;
 
 /// The least a shrink keeps committed below a stack's top.
-pub(crate) const MIN_KEEP: usize = 32 * 1024;
+pub(crate) const MIN_KEEP: usize = 16 * 1024;
 
 /// What a look at a stack's residency found.
 pub(crate) struct Plan {
