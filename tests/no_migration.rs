@@ -1,4 +1,5 @@
-//! With `migration(false)` a goroutine never leaves the OS thread that first ran it.
+//! With `migration(false)` a goroutine never leaves the OS thread that first ran it, also across
+//! a wait for a collector cycle (which runs as one of the runtime's own goroutines).
 
 use std::time::Duration;
 
@@ -18,9 +19,10 @@ fn every_goroutine_stays_on_the_thread_that_first_ran_it() {
             gort::spawn(move || {
                 let home = thread_id();
                 for round in 0..100 {
-                    match (i + round) % 4 {
+                    match (i + round) % 5 {
                         0 | 1 => gort::yield_now(),
                         2 => gort::spawn(|| ()).join().unwrap(),
+                        3 => gort::gc(),
                         _ => gort::blocking(|| std::thread::sleep(Duration::from_micros(20))),
                     }
                     assert_eq!(thread_id(), home, "goroutine {i} moved in round {round}");

@@ -218,7 +218,8 @@ mod public {
         scheduler::current_g_ref().map(|g| Goroutine { g })
     }
 
-    /// The number of goroutines that exist now (spawned and not yet finished).
+    /// The number of goroutines that exist now (spawned and not yet finished). The runtime's own
+    /// goroutine (a collector cycle) is not counted, as Go does not count its own.
     ///
     /// # Examples
     ///

@@ -918,7 +918,8 @@ impl Scheduler {
             .tick
             .store(this.hot.tick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         g.start_running();
-        if !self.config.migration {
+        // The runtime's own goroutines keep no thread-local state across a switch: they move.
+        if !self.config.migration && !g.is_system() {
             g.lock_to(&m.m);
         }
         // SAFETY: this M moved the status to RUNNING.
