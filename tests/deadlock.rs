@@ -2,13 +2,39 @@
 //! `all goroutines are asleep - deadlock!`, with what each goroutine waits for; a program that a
 //! plain thread will still wake is left alone.
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn scenario(name: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_scenarios"))
         .arg(name)
         .output()
         .expect("the scenarios binary runs")
+}
+
+/// Runs scenario `name` with the environment variables `env` added; kills it after `limit`
+/// (its output then says so).
+fn scenario_within(name: &str, env: &[(&str, &str)], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scenarios"))
+        .arg(name)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the scenarios binary runs");
+    let deadline = Instant::now() + limit;
+    while child
+        .try_wait()
+        .expect("the scenario can be waited for")
+        .is_none()
+    {
+        if Instant::now() >= deadline {
+            child.kill().expect("the scenario can be killed");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("the scenario's output")
 }
 
 #[test]
@@ -21,6 +47,22 @@ fn a_goroutine_parked_forever_is_a_deadlock() {
         "{stderr}"
     );
     assert!(stderr.contains("(main) [park]:"), "{stderr}");
+}
+
+/// Collector cycles run as the runtime's own goroutines; frequent ones do not hide a deadlock.
+#[test]
+fn a_deadlock_is_reported_while_cycles_run_every_2_ms() {
+    let out = scenario_within(
+        "park-forever",
+        &[("GORT_GC_INTERVAL", "2ms")],
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fatal error: all goroutines are asleep - deadlock!"),
+        "{stderr}"
+    );
 }
 
 #[test]

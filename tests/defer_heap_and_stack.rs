@@ -2,7 +2,7 @@
 //! increments per level, heap records (through `Defers`, in a loop) on even depths and stack
 //! records on odd ones, with frames large enough that the recursion crosses stack segments.
 //! At the deepest level each one yields (or sleeps, until the collector has walked some frames),
-//! so the collector, which runs cycles back to back on another thread meanwhile, scans it with
+//! so the collector, which runs cycles back to back on another processor meanwhile, scans it with
 //! its segments and defer chain woven through them.
 //! The test runs in a child process with `GORT_DEBUG=verify`: a bad pointer aborts it.
 //! Short in CI (P=2, N=1000, D=20); `GORT_LONG_TESTS=1` runs P=4, N=10000, D=200.

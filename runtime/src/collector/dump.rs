@@ -4,7 +4,9 @@
 //! Invariants:
 //! - a dump holds the `SCANNER` lock, so it never competes with a cycle for a goroutine's claim,
 //!   and holds each goroutine's claim only while it copies the return addresses of its frames:
-//!   symbolizing (slow: it reads debug information) happens after the claim is released;
+//!   symbolizing (slow: it reads debug information) happens after the claim is released; a
+//!   dump from a goroutine yields between batches of goroutines (holding no claim), and the
+//!   lock, goroutine-aware, parks whoever waits for it;
 //! - the `SIGQUIT` handler only writes one byte to a pipe (async-signal-safe); a thread of its
 //!   own reads it and prints the dump.
 

@@ -212,6 +212,7 @@ fn cycle() {
     let goroutines = sched::live_goroutines();
     // Reserved up front: growing it would copy it while a goroutine is held.
     let mut scanned = Vec::with_capacity(goroutines.len());
+    let mut bad = Vec::new();
     let mut pauses = claims::visit_claimed(
         &goroutines,
         |g| g,
@@ -221,11 +222,14 @@ fn cycle() {
                 totals.resident += g.stopped.measured().1;
                 return;
             };
-            if let Some(measure) = scan_one(&scanner, g, status, now, &mut totals) {
+            if let Some(measure) = scan_one(g, status, now, &mut totals, &mut bad) {
                 scanned.push((g.clone(), measure));
             }
         },
     );
+    for (id, bad) in &bad {
+        report(&scanner, *id, bad);
+    }
     let mut shrinkable = Vec::new();
     for (measured, (g, measure)) in scanned.into_iter().enumerate() {
         if measured % claims::BATCH == claims::BATCH - 1 {
@@ -241,13 +245,14 @@ fn cycle() {
             (resident, None) => remember(&g, &measure, resident, &mut totals),
         }
     }
+    let mut failed = Vec::new();
     let shrink_pauses = claims::visit_claimed_groups(
         &shrinkable,
         |item| &item.g,
         |rest| shrink::group_len(rest.iter().map(|item| item.cut.below)),
         |group| {
             let mut shrunk = [false; shrink::GROUP];
-            shrink_group(group, &mut shrunk);
+            shrink_group(group, &mut shrunk, &mut failed);
             for (&(item, _), shrunk) in group.iter().zip(shrunk) {
                 let mut resident = item.resident;
                 if shrunk {
@@ -260,6 +265,9 @@ fn cycle() {
     );
     pauses.add(&shrink_pauses);
     drop(scanner);
+    for (address, err) in failed {
+        log::warn!("gort: shrinking a goroutine stack at {address:#x} failed: {err}");
+    }
     totals.scavenged += sched::scavenge_stack_caches() as u64;
     totals.scavenged += crate::stack::scavenge() as u64;
     pacer::cycle_ended();
@@ -291,14 +299,15 @@ struct Measure {
     on_segment: bool,
 }
 
-/// Scans goroutine `g`, whose scan claim the caller holds (it had `status`); answers what to
-/// measure once the claim is released.
+/// Scans goroutine `g`, whose scan claim the caller holds (it had `status`), adding the bad
+/// pointers it finds to `bad` for the caller to report once the claim is released; answers what
+/// to measure then.
 fn scan_one(
-    scanner: &Scanner,
     g: &G,
     status: u32,
     now: u64,
     totals: &mut Totals,
+    bad: &mut Vec<(sched::GoroutineId, scan::BadPointer)>,
 ) -> Option<Measure> {
     if status == status::WAITING {
         g.stopped.waiting_since(now);
@@ -320,10 +329,8 @@ fn scan_one(
     }
     let found = scan::scan(g);
     totals.frames += found.frames + found.defers;
-    for bad in &found.bad {
-        report(scanner, g, bad);
-    }
     totals.bad += found.bad.len() as u64;
+    bad.extend(found.bad.into_iter().map(|pointer| (g.id(), pointer)));
     let (bottom, top) = g.growth.stack();
     Some(Measure {
         bottom,
@@ -360,8 +367,13 @@ fn measure_stack(measure: &Measure) -> (usize, Option<shrink::Cut>) {
 
 /// Gives back the pages of each member's cut below its goroutine's stack pointer, if the
 /// member's claim is held (its status is known) and it has not run since its scan read `sp`;
-/// marks in `shrunk` the members it did.
-fn shrink_group(group: &[(&Shrinkable, Option<u32>)], shrunk: &mut [bool; shrink::GROUP]) {
+/// marks in `shrunk` the members it did, and adds to `failed` the cuts (address and error) the
+/// kernel refused, for the caller to report once the claims are released.
+fn shrink_group(
+    group: &[(&Shrinkable, Option<u32>)],
+    shrunk: &mut [bool; shrink::GROUP],
+    failed: &mut Vec<(usize, std::io::Error)>,
+) {
     let mut ranges = [(0, 0); shrink::GROUP];
     let mut members = [0; shrink::GROUP];
     let mut count = 0;
@@ -373,11 +385,12 @@ fn shrink_group(group: &[(&Shrinkable, Option<u32>)], shrunk: &mut [bool; shrink
         }
     }
     // We hold each one's claim, it has not run since its scan read `sp`, it runs on its own
-    // stack, and `cut.end <= sp` (see `shrink::plan`).
+    // stack, and `cut.end <= sp`; cuts are page aligned (see `shrink::plan`).
     // SAFETY: as just said, nothing lives in any of the cuts.
     unsafe {
-        shrink::release_all(&ranges[..count], |index, done| {
-            shrunk[members[index]] = done
+        crate::stack::memory::release_all(&ranges[..count], |index, result| match result {
+            Ok(()) => shrunk[members[index]] = true,
+            Err(err) => failed.push((ranges[index].0, err)),
         })
     };
 }
@@ -396,14 +409,12 @@ impl Totals {
     }
 }
 
-/// Reports a bad pointer like Go's `badPointer`; with `GORT_DEBUG=verify`, aborts.
-fn report(scanner: &Scanner, g: &G, bad: &scan::BadPointer) {
+/// Reports a bad pointer found in goroutine `id`'s stack like Go's `badPointer`; with
+/// `GORT_DEBUG=verify`, aborts.
+fn report(scanner: &Scanner, id: sched::GoroutineId, bad: &scan::BadPointer) {
     eprintln!("runtime: {bad}");
     if scanner.verify {
-        eprintln!(
-            "fatal error: found bad pointer in goroutine {}'s stack (GORT_DEBUG=verify)",
-            g.id()
-        );
+        eprintln!("fatal error: found bad pointer in goroutine {id}'s stack (GORT_DEBUG=verify)");
         std::process::abort();
     }
 }

@@ -8,9 +8,11 @@
 //! seven others ([`group_len`]).
 //!
 //! Invariants:
-//! - [`release_all`] runs only under the goroutines' claims, each goroutine on its own stack
-//!   (no segment) and not run since its stack pointer was read: nothing lives below that stack
-//!   pointer, where the pages released lie;
+//! - a group's cuts are given back (`stack::memory::release_all`, by the collector's
+//!   `shrink_group`) only under the goroutines' claims, each goroutine on its own stack (no
+//!   segment) and not run since its stack pointer was read: nothing lives below that stack
+//!   pointer, where the pages released lie; what fails is reported after the claims are
+//!   released;
 //! - at least [`MIN_KEEP`] bytes and twice the depth in use stay committed below the top, so a
 //!   goroutine that parks and wakes at the same depth does not fault its pages back each cycle.
 
@@ -87,29 +89,6 @@ pub(crate) fn group_len(below: impl Iterator<Item = usize>) -> usize {
         len += 1;
     }
     len.max(1)
-}
-
-/// Gives back the pages of each `(address, length)` range of a group's cuts, and calls `done`
-/// with each one's index and whether it was given back.
-///
-/// # Safety
-///
-/// For each range, the caller holds its goroutine's claim, and the range lies below the stack
-/// pointer the goroutine stopped with and has not run since, on its own stack (module
-/// invariant); ranges are page aligned.
-pub(crate) unsafe fn release_all(ranges: &[(usize, usize)], mut done: impl FnMut(usize, bool)) {
-    // SAFETY: nothing lives in any of the ranges (the caller's contract).
-    unsafe {
-        memory::release_all(ranges, |index, result| {
-            if let Err(err) = &result {
-                log::warn!(
-                    "gort: shrinking a goroutine stack at {:#x} failed: {err}",
-                    ranges[index].0
-                );
-            }
-            done(index, result.is_ok());
-        });
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //!
 //! Invariants:
 //! - a record is reset, and only then reused, after its count reached zero: nothing refers to
-//!   it. Its non-atomic fields (`id`, `name`, the stack size) are written only then, so anyone
+//!   it. Its non-atomic fields (`id`, `name`, the stack size, `system`) are written only then, so anyone
 //!   holding a `GRef` reads them unchanged;
 //! - a goroutine that has not finished holds a reference to its own record (released by the M
 //!   that runs it to its end, [`GRef::finish`]), so a parked goroutine nobody else refers to

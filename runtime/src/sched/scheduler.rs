@@ -9,9 +9,10 @@
 //! - an M holds at most one P; a P is held by at most one M (or sysmon, briefly) or is on the
 //!   idle list: every new holder gets a new epoch, so an M whose P was retaken cannot take it
 //!   back from the next holder;
-//! - work made runnable is never stranded: whoever queues it calls [`wakep`], and an M that gives
-//!   up its P re-checks every queue after announcing it (sequentially consistent counters on
-//!   both sides, as in Go's `wakep`/`findrunnable`);
+//! - work made runnable is never stranded: whoever queues it calls [`wakep`] (unless it queues
+//!   it for its own next round, as a yielding system goroutine does), and an M that gives up its
+//!   P re-checks every queue after announcing it (sequentially consistent counters on both
+//!   sides, as in Go's `wakep`/`findrunnable`);
 //! - at most one M spins looking for work for each busy P, and never more than half of them.
 
 use std::cell::{Cell, UnsafeCell};
@@ -59,7 +60,7 @@ struct Local {
 }
 
 /// Collector cycles that asked processors to give back their cached stacks' pages: idle ones
-/// do it at once (the collector holds them), busy ones when they next go idle.
+/// and the cycle's own do it at once, busy ones when they next go idle.
 static STACK_CACHE_CYCLE: AtomicU64 = AtomicU64::new(0);
 /// Bytes those processors gave back, for the collector's statistics.
 static STACK_CACHE_GIVEN_BACK: AtomicUsize = AtomicUsize::new(0);
@@ -208,11 +209,14 @@ pub(crate) struct Scheduler {
 static EXTERNAL_WAITERS: AtomicUsize = AtomicUsize::new(0);
 /// Wake-ups sent to plain threads (a woken thread counts as a waiter until it runs).
 static EXTERNAL_WAKES: AtomicU64 = AtomicU64::new(0);
+/// Runs of the runtime's own goroutines, which `Scheduler::activity` leaves out.
+static SYSTEM_RUNS: AtomicU64 = AtomicU64::new(0);
 
 static SCHEDULER: OnceLock<Scheduler> = OnceLock::new();
 
 /// The runtime's own threads besides the Ms (sysmon, the collector, ...), which never wake a
-/// goroutine on their own.
+/// user's goroutine on their own (the collector queues only its cycle, one of the runtime's own
+/// goroutines, which the deadlock check does not count).
 static SERVICE_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts a thread the runtime started for itself (see [`Scheduler::all_asleep`]).
@@ -543,15 +547,18 @@ impl Scheduler {
             .map(|p| (p.id, p.hot.tick.load(Ordering::Relaxed)))
     }
 
-    /// A number that changes whenever a goroutine runs or a plain thread is woken: the deadlock
-    /// check requires it unchanged between its two looks.
+    /// A number that changes whenever a user's goroutine runs or a plain thread is woken: the
+    /// deadlock check requires it unchanged between its two looks. The runtime's own goroutines
+    /// do not count (collector cycles would otherwise keep a deadlock from being reported).
     pub(crate) fn activity(&self) -> u64 {
         let ticks: u64 = self
             .ps
             .iter()
             .map(|p| p.hot.tick.load(Ordering::SeqCst))
             .sum();
-        ticks.wrapping_add(EXTERNAL_WAKES.load(Ordering::SeqCst))
+        ticks
+            .wrapping_sub(SYSTEM_RUNS.load(Ordering::SeqCst))
+            .wrapping_add(EXTERNAL_WAKES.load(Ordering::SeqCst))
     }
 
     /// The number of live goroutines.
@@ -786,13 +793,19 @@ impl Scheduler {
         if !self.system.is_empty()
             && let Some(g) = steal(|| self.system.steal())
         {
-            // It may keep this P for long: what the P holds back from thieves goes where they
-            // look, and an idle P's M is woken to take it.
-            if let Some(next) = local.runnext.take() {
-                local.queue.push(next);
+            // It may keep this P for long: what waits on the P goes to the global queue, which
+            // every M looks at (at least every 61 rounds), and an idle P's M is woken for it.
+            let waiting = local
+                .runnext
+                .take()
+                .into_iter()
+                .chain(local.yielded.drain(..));
+            let mut moved = false;
+            for waiting in waiting.chain(std::iter::from_fn(|| local.queue.pop())) {
+                self.global.push(waiting);
+                moved = true;
             }
-            local.share_yielded();
-            if !local.queue.is_empty() {
+            if moved {
                 self.wakep();
             }
             return Some(self.found_work(m, g));
@@ -914,6 +927,9 @@ impl Scheduler {
     fn execute(&'static self, m: &MLocal, g: GRef) {
         let this = m.p.get().expect("an M runs goroutines only with a P");
         m.ran_with_p.set(true);
+        if g.is_system() {
+            SYSTEM_RUNS.fetch_add(1, Ordering::SeqCst);
+        }
         this.hot
             .tick
             .store(this.hot.tick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
