@@ -75,10 +75,7 @@ static REQUEST: Condvar = Condvar::new();
 static COMPLETED: Condvar = Condvar::new();
 
 /// Held by whoever takes goroutines' scan claims: a cycle, or a dump.
-static SCANNER: crate::sync::Mutex<Scanner> = crate::sync::Mutex::const_new(
-    <crate::sync::RawMutex as lock_api::RawMutex>::INIT,
-    Scanner { verify: false },
-);
+static SCANNER: crate::sync::Mutex<Scanner> = crate::sync::Mutex::new(Scanner { verify: false });
 
 /// The reservation of a cycle's goroutine stack (it commits a few pages).
 const CYCLE_STACK: usize = 256 << 10;

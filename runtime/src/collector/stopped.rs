@@ -5,8 +5,8 @@
 //! - the goroutine writes the record as it suspends (and `entry` once as it starts); a collector
 //!   reads it, and writes `waiting_since` and `ran`, only while it holds the goroutine's scan
 //!   claim; the status word's release/acquire pairs order the two (see `sched::status`);
-//! - `measured` is the collector's own: only collector cycles (one at a time) read and write it (and
-//!   spawn resets it while no one refers to the record), claim or not;
+//! - `measured` is the collector's own: only collector cycles (one at a time) read and write it
+//!   (and spawn resets it while no one refers to the record), claim or not;
 //! - `fp` is 0 until the goroutine first suspends: a goroutine that never ran has no frames;
 //! - `fp`, `sp` and `pc` describe the goroutine's stack as it is until it runs again.
 

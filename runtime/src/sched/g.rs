@@ -12,8 +12,8 @@
 //!
 //! Invariants:
 //! - a record is reset, and only then reused, after its count reached zero: nothing refers to
-//!   it. Its non-atomic fields (`id`, `name`, the stack size, `system`) are written only then, so anyone
-//!   holding a `GRef` reads them unchanged;
+//!   it. Its non-atomic fields (`id`, `name`, the stack size, `system`) are written only then,
+//!   so anyone holding a `GRef` reads them unchanged;
 //! - a goroutine that has not finished holds a reference to its own record (released by the M
 //!   that runs it to its end, [`GRef::finish`]), so a parked goroutine nobody else refers to
 //!   stays parked;
@@ -240,7 +240,8 @@ pub(crate) struct G {
 // SAFETY: `coroutine` and `yielder` are touched only by the M running the goroutine or by the
 // goroutine itself (module invariant); the status protocol makes that one thread at a time, with
 // acquire/release ordering between consecutive runners. `id`, `name`, `stack_size` and
-// `system` are written only while no reference exists, and published by the count's release/acquire pair.
+// `system` are written only while no reference exists, and published by the count's
+// release/acquire pair.
 // `join` guards itself; everything else is atomic.
 unsafe impl Send for G {}
 // SAFETY: as above.
