@@ -20,12 +20,21 @@
 //!   floor); the timed cycles after it find them unchanged. may and tokio have no collector.
 //!
 //! may's worker threads cannot be stopped, so its measurements run last, under the same names.
+//!
+//! The first batch on fresh memory varies from one process to the next with the state of the
+//! machine's memory more than with the runtime: `benches/stack_first_batch.sh` runs it in fresh
+//! processes, taking turns with may, Go and the floor (the same bytes written to fresh memory
+//! with no runtime at all), through the modes of this binary:
+//!
+//! ```text
+//! target/release/deps/stack-HASH first-batch gort|may|floor
+//! ```
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 
 #[path = "support/may.rs"]
 mod may_support;
@@ -284,4 +293,79 @@ fn may(c: &mut Criterion) {
 }
 
 criterion_group!(benches, growth, deep, parked_cycle, may);
-criterion_main!(benches);
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("first-batch") {
+        first_batch(args.get(1).map_or("", String::as_str));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+/// `first-batch gort|may|floor`: one first batch in this fresh process, printed as
+/// `first-batch NAME MICROS_PER_GOROUTINE KIB_PER_PARKED_GOROUTINE` for the script to read.
+fn first_batch(name: &str) {
+    let (time, added, _) = match name {
+        "gort" => gort_deep_batch(),
+        "may" => {
+            may::config().set_stack_size(128 * KIB / size_of::<usize>());
+            may_deep_batch()
+        }
+        "floor" => floor_batch(),
+        _ => {
+            eprintln!("usage: stack first-batch gort|may|floor");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "first-batch {name} {:.2} {:.1}",
+        time.as_secs_f64() * 1e6 / GOROUTINES as f64,
+        added as f64 / GOROUTINES as f64 / KIB as f64
+    );
+}
+
+/// The floor under any runtime's first batch: as many threads as the machine has cores write
+/// [`GOROUTINES`] times 64 KiB of fresh memory, 1 KiB at a time from the top down as the
+/// recursion writes its frames, each 64 KiB at the top of its own 256 KiB of address space (a
+/// stack's reservation). Answers the time and the resident bytes added.
+fn floor_batch() -> Batch {
+    const RESERVATION: usize = 256 * KIB;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let len = GOROUTINES * RESERVATION;
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(base, libc::MAP_FAILED, "mmap of the floor's memory failed");
+    let base = base as usize;
+    let rss_before = gort_suite::rss_bytes();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for first in 0..threads {
+            scope.spawn(move || {
+                for unit in (first..GOROUTINES).step_by(threads) {
+                    let top = base + (unit + 1) * RESERVATION;
+                    for frame in 1..=64 {
+                        let at = (top - frame * KIB) as *mut u8;
+                        // SAFETY: `at..at + KIB` lies in this thread's unit of the mapping.
+                        unsafe { at.write_bytes(0, black_box(KIB)) };
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    let added = gort_suite::rss_bytes().saturating_sub(rss_before);
+    // SAFETY: the mapping made above; the threads that wrote to it have ended.
+    unsafe { libc::munmap(base as *mut libc::c_void, len) };
+    (elapsed, added, None)
+}

@@ -110,10 +110,20 @@ fn two_goroutines_handing_off_to_each_other_do_not_starve_the_queue() {
 }
 
 /// A collector cycle runs on the one processor as a goroutine: it completes beside a goroutine
-/// that keeps the processor busy with yields.
+/// that keeps the processor busy with yields. With 2,000 parked goroutines a cycle has several
+/// batches, and between them it steps aside (sleeps) for the busy one to have its share.
 #[test]
 fn a_cycle_shares_the_processor_with_a_busy_goroutine() {
     one_processor();
+    let (release_tx, release) = gort::chan::bounded::<()>(0);
+    let parked: Vec<_> = (0..2_000)
+        .map(|_| {
+            let release = release.clone();
+            gort::spawn(move || {
+                let _ = release.recv();
+            })
+        })
+        .collect();
     let done = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicU64::new(0));
     let busy = {
@@ -138,6 +148,9 @@ fn a_cycle_shares_the_processor_with_a_busy_goroutine() {
         gort::gc();
     }
     assert!(gort::mem_stats().cycles >= before + 20);
+    assert!(gort::mem_stats().goroutines_scanned >= 2_000);
     done.store(true, Ordering::Release);
     assert!(busy.join().unwrap());
+    drop(release_tx);
+    parked.into_iter().for_each(|g| g.join().unwrap());
 }

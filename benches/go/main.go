@@ -3,6 +3,9 @@
 // by the tests; run this beside `cargo bench` when Go is installed:
 //
 //	go run benches/go/main.go
+//
+// `go run benches/go/main.go first-batch` runs only the first batch of the deep-recursion
+// benchmark, in this fresh process, for benches/stack_first_batch.sh.
 package main
 
 import (
@@ -223,6 +226,11 @@ func deepThenPark() (nanos, rss float64) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "first-batch" {
+		nanos, rss := deepThenPark()
+		fmt.Printf("first-batch go %.2f %.1f\n", nanos/1e3, rss/1024)
+		return
+	}
 	fmt.Printf("%s, GOMAXPROCS=%d; medians\n", runtime.Version(), runtime.GOMAXPROCS(0))
 	fmt.Printf("spawn+join, per goroutine (batches of 10,000): %.1f ns\n", median(21, spawnJoin))
 	fmt.Printf("two goroutines yielding, per yield: %.1f ns\n", median(21, yields))

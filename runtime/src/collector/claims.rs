@@ -8,7 +8,8 @@
 //!   share one system call), never while the rest of its batch is handled: until its claim is
 //!   confirmed an M starting it takes the claim back, and its claim is released as soon as its
 //!   visit returns;
-//! - a scanner running as a goroutine yields between batches, never while it holds a claim.
+//! - the caller's `between` runs between batches (where a scanner running as a goroutine
+//!   yields), never while a claim is held.
 
 use std::time::Instant;
 
@@ -22,15 +23,18 @@ pub(crate) const BATCH: usize = 256;
 
 /// Calls `visit` with each item of `items` (whose goroutine `goroutine` answers) and, if the
 /// goroutine's claim could be held, the status it had (`None`: it runs, or it finished); a held
-/// claim is released when `visit` returns. Answers how long each hold took.
+/// claim is released when `visit` returns. `between` runs between batches, with no claim held.
+/// Answers how long each hold took.
 pub(crate) fn visit_claimed<T>(
     items: &[T],
     goroutine: impl Fn(&T) -> &G,
+    between: impl FnMut(),
     mut visit: impl FnMut(&T, Option<u32>),
 ) -> PauseHistogram {
     visit_claimed_groups(
         items,
         goroutine,
+        between,
         |_| 1,
         |group| {
             for &(item, status) in group {
@@ -48,6 +52,7 @@ pub(crate) fn visit_claimed<T>(
 pub(crate) fn visit_claimed_groups<'a, T>(
     items: &'a [T],
     goroutine: impl Fn(&T) -> &G,
+    mut between: impl FnMut(),
     mut group_len: impl FnMut(&[T]) -> usize,
     mut visit: impl FnMut(&[(&'a T, Option<u32>)]),
 ) -> PauseHistogram {
@@ -77,9 +82,8 @@ pub(crate) fn visit_claimed_groups<'a, T>(
             let pause = held.elapsed();
             (0..holds).for_each(|_| pauses.record(pause));
         }
-        // No claim is held between batches: a scanner running as a goroutine lets the others
-        // on its processor run.
-        crate::sched::yield_current();
+        // No claim is held here.
+        between();
     }
     pauses
 }

@@ -57,6 +57,10 @@ pub fn dump_goroutines(out: &mut impl Write) -> io::Result<()> {
         claims::visit_claimed(
             &live,
             |g| g,
+            // Called in a goroutine, the dump lets the others on its processor run.
+            || {
+                sched::yield_current();
+            },
             |g, status| {
                 goroutines.push(look_at(g, status, now, me));
             },

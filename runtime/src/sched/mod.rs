@@ -75,6 +75,18 @@ pub(crate) fn scavenge_stack_caches() -> usize {
     scheduler::get().map_or(0, |sched| sched.scavenge_stack_caches())
 }
 
+/// Whether goroutines wait for a processor (in any run queue; the runtime's own included).
+#[cfg(not(loom))]
+pub(crate) fn goroutines_waiting() -> bool {
+    scheduler::get().is_some_and(|sched| sched.any_work())
+}
+
+/// The runtime's processors (1 if it is not running).
+#[cfg(not(loom))]
+pub(crate) fn procs() -> usize {
+    scheduler::get().map_or(1, |sched| sched.procs())
+}
+
 /// Starts the runtime from the environment and defaults if it is not running.
 #[cfg(not(loom))]
 pub(crate) fn ensure_running() -> Result<(), ConfigError> {

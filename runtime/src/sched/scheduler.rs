@@ -303,9 +303,16 @@ impl Scheduler {
     /// caller blocks or yields, and waking an M that cannot steal it only makes it spin and
     /// sleep again. If the caller runs on instead, sysmon hands the P, `runnext` included, to
     /// another M after 10 ms.
+    ///
+    /// One of the runtime's own goroutines (a cycle back from a sleep) goes to the system queue
+    /// instead, where every M looks first, rather than behind the goroutines it stepped aside
+    /// for.
     pub(crate) fn ready(&'static self, g: GRef, next: bool) {
         if let Some(target) = g.locked_m() {
             return self.ready_locked(target, g);
+        }
+        if g.is_system() {
+            return self.ready_system(g);
         }
         self.queue(g, next, false);
     }
@@ -678,8 +685,13 @@ impl Scheduler {
         slot.take().expect("woken with a handoff")
     }
 
-    fn any_work(&self) -> bool {
+    pub(crate) fn any_work(&self) -> bool {
         self.shared_work() || self.ps.iter().any(P::has_work)
+    }
+
+    /// The number of processors.
+    pub(crate) fn procs(&self) -> usize {
+        self.ps.len()
     }
 
     /// Whether the global or the system queue holds goroutines.
@@ -958,8 +970,9 @@ impl Scheduler {
         match outcome {
             CoroutineResult::Yield(Switch::Yield) if g.is_system() && self.ps.len() > 1 => {
                 // Back where every M looks first: this M's next round takes it again (after a
-                // goroutine locked to this M, every other round), so it has a P to itself like
-                // Go's dedicated GC worker; an M is woken for it only if this one lost its P.
+                // goroutine locked to this M, every other round), so it keeps its P like Go's
+                // GC workers (a cycle sleeps when it is over its share of the processors); an M
+                // is woken for it only if this one lost its P.
                 g.leave_running(status::RUNNABLE);
                 self.system.push(g);
                 if m.p.get().is_none() {
