@@ -49,6 +49,18 @@ fn a_goroutine_parked_forever_is_a_deadlock() {
     assert!(stderr.contains("(main) [park]:"), "{stderr}");
 }
 
+/// The timer thread, once a timer started it, is the runtime's own: it hides no deadlock.
+#[test]
+fn a_deadlock_is_reported_after_a_timer_fired() {
+    let out = scenario_within("park-forever-after-a-sleep", &[], Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fatal error: all goroutines are asleep - deadlock!"),
+        "{stderr}"
+    );
+}
+
 /// Collector cycles run as the runtime's own goroutines; frequent ones do not hide a deadlock.
 #[test]
 fn a_deadlock_is_reported_while_cycles_run_every_2_ms() {

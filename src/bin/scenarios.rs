@@ -19,6 +19,13 @@ fn main() {
                 gort::park();
             }
         }),
+        // The main goroutine sleeps once (which starts the timer thread), then parks for good.
+        "park-forever-after-a-sleep" => gort::run(|| {
+            gort::time::sleep(Duration::from_millis(1));
+            loop {
+                gort::park();
+            }
+        }),
         // Two goroutines join each other; main joins one of them.
         "join-cycle" => gort::run(|| {
             let (to_a, from_main) = std::sync::mpsc::channel::<gort::JoinHandle<()>>();

@@ -58,7 +58,8 @@ pub(crate) fn visit_claimed_groups<'a, T>(
 ) -> PauseHistogram {
     let mut pauses = PauseHistogram::EMPTY;
     let mut members = Vec::new();
-    for batch in items.chunks(BATCH) {
+    let mut batches = items.chunks(BATCH).peekable();
+    while let Some(batch) = batches.next() {
         StatusWord::announce_claims(batch.iter().map(|item| goroutine(item).status()));
         let mut rest = batch;
         while !rest.is_empty() {
@@ -83,7 +84,9 @@ pub(crate) fn visit_claimed_groups<'a, T>(
             (0..holds).for_each(|_| pauses.record(pause));
         }
         // No claim is held here.
-        between();
+        if batches.peek().is_some() {
+            between();
+        }
     }
     pauses
 }

@@ -4,10 +4,10 @@
 //! workers), not on the collector thread: a third runnable thread on a machine whose processors
 //! are all busy is preempted by the kernel, and preempted inside a hold it would keep a
 //! goroutine from running for a whole time slice. Between batches of goroutines it yields, and
-//! while goroutines wait to run it keeps to a quarter of the processors' time, as Go's collector
-//! does (`share`): with two processors, a cycle that had one to itself took a third of the
-//! throughput of a burst of spawns. It takes the goroutines one at a time with their scan claim
-//! and
+//! while goroutines wait to run it keeps to a quarter of the processors' time (at most one
+//! processor), as Go's collector does (`share`): with two processors, a cycle that had one to
+//! itself took a third of the throughput of a burst of spawns. It takes the goroutines one at a
+//! time with their scan claim and
 //!
 //! - walks each one's frame-pointer chain and defer chain, resolving every pointer with
 //!   `span_of` (a pointer that does not lie in the goroutine's stack spans, or a defer record
@@ -33,8 +33,8 @@
 //! the chain; the walk then reports the pointer it could not place.
 //!
 //! Invariants:
-//! - one cycle or dump at a time (the `SCANNER` lock, goroutine-aware since a cycle yields while
-//!   it holds it): a goroutine's claim is taken by one scanner, never by two;
+//! - one cycle or dump at a time (the `SCANNER` lock, goroutine-aware since a cycle yields and
+//!   sleeps while it holds it): a goroutine's claim is taken by one scanner, never by two;
 //! - a cycle the collector thread started completes (`Completes`) even if its goroutine never
 //!   runs, so callers of [`gc`] are not left waiting;
 //! - a goroutine is held only for its own scan, and for its own shrink or that of its group of

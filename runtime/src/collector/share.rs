@@ -1,14 +1,15 @@
 //! A cycle's share of the processors. Like Go's collector, which aims its background work at a
 //! quarter of `GOMAXPROCS` (`gcBackgroundUtilization`), a cycle aims at a quarter of the
-//! processors' time while goroutines wait to run: with four processors or more that is a whole
-//! one (Go's dedicated worker), with fewer a part of one (Go's fractional worker, which Go uses
-//! for `GOMAXPROCS` of 3 or less). When no goroutine waits, the cycle takes all the time it can
+//! processors' time while goroutines wait to run: with four processors that is a whole one
+//! (Go's dedicated worker), with fewer a part of one (Go's fractional worker, which Go uses for
+//! `GOMAXPROCS` of 3 or less), and with more still one, since a cycle is one goroutine. When no goroutine waits, the cycle takes all the time it can
 //! (Go's idle workers): nobody waits for the processor it holds.
 //!
 //! Invariants:
 //! - the cycle pauses ([`Share::pause`]) only between batches, never while it holds a claim;
 //! - it steps aside (sleeps) only while goroutines wait to run, and only until its time is back
-//!   within its share, at most [`LONGEST_STEP_ASIDE`]: a cycle always ends.
+//!   within its share, at most [`LONGEST_STEP_ASIDE`]: a cycle always ends;
+//! - time it ran while nobody waited does not count against it.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,10 @@ const SHARE_OF_PROCESSORS: f64 = 0.25;
 
 /// The longest a cycle steps aside at once.
 const LONGEST_STEP_ASIDE: Duration = Duration::from_millis(10);
+
+/// The shortest step aside: for less, a sleep (a timer, a park and a wake-up) costs more than
+/// it gives back, and the cycle only yields; what it owes is paid at a later pause.
+const SHORTEST_STEP_ASIDE: Duration = Duration::from_micros(20);
 
 /// The time a cycle has run, against its share of the time it has taken.
 pub(crate) struct Share {
@@ -43,15 +48,20 @@ impl Share {
 
     /// Between two batches: lets the goroutines waiting on this processor run and, if the cycle
     /// has run more than its share while goroutines wait, sleeps until it is back within it.
+    /// Time run while nobody waited is free: the share counts from the last look that found
+    /// nobody waiting.
     pub(crate) fn pause(&mut self) {
         let now = Instant::now();
         self.ran += now - self.resumed;
-        match self.behind(now - self.started) {
-            Some(step_aside) if sched::goroutines_waiting() => crate::time::sleep(step_aside),
-            _ => {
-                sched::yield_current();
-            }
+        if !sched::goroutines_waiting() {
+            self.started = now;
+            self.ran = Duration::ZERO;
+        } else if let Some(step_aside) = self.behind(now - self.started) {
+            crate::time::sleep(step_aside);
+            self.resumed = Instant::now();
+            return;
         }
+        sched::yield_current();
         self.resumed = Instant::now();
     }
 
@@ -62,7 +72,8 @@ impl Share {
             return None; // a whole processor: the cycle is one goroutine, it cannot take more
         }
         let due = self.ran.div_f64(self.of_one);
-        (due > elapsed).then(|| (due - elapsed).min(LONGEST_STEP_ASIDE))
+        let behind = due.saturating_sub(elapsed);
+        (behind >= SHORTEST_STEP_ASIDE).then(|| behind.min(LONGEST_STEP_ASIDE))
     }
 }
 
@@ -100,6 +111,16 @@ mod tests {
     fn a_step_aside_is_bounded() {
         let share = ran(1, Duration::from_secs(1));
         assert_eq!(share.behind(Duration::ZERO), Some(LONGEST_STEP_ASIDE));
+    }
+
+    #[test]
+    fn a_cycle_that_is_barely_behind_only_yields() {
+        let share = ran(2, Duration::from_micros(100));
+        assert_eq!(share.behind(Duration::from_micros(190)), None);
+        assert_eq!(
+            share.behind(Duration::from_micros(180)),
+            Some(Duration::from_micros(20))
+        );
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub(crate) enum Switch {
     /// Parking where exactly one party can reach the goroutine, once the M has run the
     /// [`Release`] (see [`super::scheduler::park_releasing`]): no park word is involved.
     ParkReleasing(Release),
-    /// Back from `blocking` without a P: the M queues it globally.
+    /// Back from `blocking` without a P: the M queues it globally (the runtime's own
+    /// goroutines in the system queue).
     Requeue,
 }
 

@@ -75,7 +75,8 @@ pub(crate) fn scavenge_stack_caches() -> usize {
     scheduler::get().map_or(0, |sched| sched.scavenge_stack_caches())
 }
 
-/// Whether goroutines wait for a processor (in any run queue; the runtime's own included).
+/// Whether goroutines wait for a processor in a queue any M can see (see
+/// `Scheduler::any_work`); the runtime's own included.
 #[cfg(not(loom))]
 pub(crate) fn goroutines_waiting() -> bool {
     scheduler::get().is_some_and(|sched| sched.any_work())

@@ -189,8 +189,9 @@ pub(crate) struct Scheduler {
     ps: Box<[P]>,
     global: Injector<GRef>,
     /// The runtime's own goroutines (a collector cycle), which every M takes ahead of all else,
-    /// like Go's dedicated GC workers: with two or more Ps such a goroutine has a P to itself
-    /// until it ends (see `execute`), and with one it shares it fairly.
+    /// like Go's GC workers: with two or more Ps such a goroutine keeps its P until it ends or
+    /// sleeps (see `execute`; a cycle sleeps when it is over its share of the processors'
+    /// time), and with one it shares it fairly.
     system: Injector<GRef>,
     idle: Mutex<Idle>,
     npidle: AtomicUsize,
@@ -685,6 +686,8 @@ impl Scheduler {
         slot.take().expect("woken with a handoff")
     }
 
+    /// Whether goroutines wait in a queue other Ms can see: the global or system queue, or a
+    /// P's stealable queue (not a P's `runnext` or yielded goroutines, which its holder runs).
     pub(crate) fn any_work(&self) -> bool {
         self.shared_work() || self.ps.iter().any(P::has_work)
     }
@@ -988,7 +991,11 @@ impl Scheduler {
                 // SAFETY: the goroutine suspended to this M to park.
                 if let Some(g) = unsafe { G::commit_park(g) } {
                     // A wake-up raced the switch.
-                    self.requeue(m, g);
+                    if g.is_system() {
+                        self.ready_system(g);
+                    } else {
+                        self.requeue(m, g);
+                    }
                 }
             }
             CoroutineResult::Yield(Switch::ParkReleasing(release)) => {

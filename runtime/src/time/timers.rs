@@ -3,7 +3,8 @@
 //!
 //! Adding a timer locks one shard (chosen per thread, so threads rarely share one) and wakes the
 //! timer thread only when the new deadline is the earliest. Firing never runs on an M, so a
-//! goroutine's wake-up goes through the global queue like any wake-up from outside.
+//! goroutine's wake-up goes through the global queue like any wake-up from outside (the
+//! runtime's own goroutines through the system queue).
 //!
 //! Invariants:
 //! - an entry fires at most once per arming: the timer thread moves it `PENDING -> FIRING`, and
@@ -155,6 +156,8 @@ static TIMERS: OnceLock<Timers> = OnceLock::new();
 
 fn timers() -> &'static Timers {
     TIMERS.get_or_init(|| {
+        // Counted before it exists, so the deadlock check never mistakes it for a user's thread.
+        crate::sched::count_service_thread();
         let thread = thread::Builder::new()
             .name("gort-timers".into())
             .spawn(run)
