@@ -222,16 +222,22 @@ fn park_with_a_broken_chain(ready: &mpsc::Sender<()>, parked: &chan::Receiver<()
 }
 
 /// The periodic cycle runs by itself at the configured interval.
+/// Waits until `cycles` collector cycles have completed in this process; fails with `missing`
+/// if they have not within 20 s.
+fn wait_for_cycles(cycles: u64, missing: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while gort::mem_stats().cycles < cycles {
+        assert!(std::time::Instant::now() < deadline, "{missing}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn cycles_run_by_themselves_at_the_interval() {
     let name = "cycles_run_by_themselves_at_the_interval";
     if gort_suite::is_child(name) {
         gort::spawn(|| ()).join().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while gort::mem_stats().cycles < 3 {
-            assert!(std::time::Instant::now() < deadline, "no periodic cycles");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_for_cycles(3, "no periodic cycles");
         return;
     }
     gort_suite::assert_child_passes(name, &[("GORT_GC_INTERVAL", "10ms")]);
@@ -245,11 +251,7 @@ fn a_burst_that_doubles_the_stacks_starts_a_cycle() {
     if gort_suite::is_child(name) {
         // 2,000 stacks of 256 KiB: 500 MiB, several doublings past the 64 MiB least goal.
         burst(2_000);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while gort::mem_stats().cycles == 0 {
-            assert!(std::time::Instant::now() < deadline, "no paced cycle");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_for_cycles(1, "no paced cycle");
         return;
     }
     gort_suite::assert_child_passes(name, &[("GORT_GC_INTERVAL", "3600s")]);

@@ -37,15 +37,22 @@ fn scenario_within(name: &str, env: &[(&str, &str)], limit: Duration) -> Output 
     child.wait_with_output().expect("the scenario's output")
 }
 
-#[test]
-fn a_goroutine_parked_forever_is_a_deadlock() {
-    let out = scenario("park-forever");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+/// Asserts that `out` is a process that reported a deadlock and exited with status 2; answers
+/// its standard error.
+fn assert_deadlock_reported(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("fatal error: all goroutines are asleep - deadlock!"),
         "{stderr}"
     );
+    stderr
+}
+
+#[test]
+fn a_goroutine_parked_forever_is_a_deadlock() {
+    let out = scenario("park-forever");
+    let stderr = assert_deadlock_reported(&out);
     assert!(stderr.contains("(main) [park]:"), "{stderr}");
 }
 
@@ -53,12 +60,7 @@ fn a_goroutine_parked_forever_is_a_deadlock() {
 #[test]
 fn a_deadlock_is_reported_after_a_timer_fired() {
     let out = scenario_within("park-forever-after-a-sleep", &[], Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("fatal error: all goroutines are asleep - deadlock!"),
-        "{stderr}"
-    );
+    assert_deadlock_reported(&out);
 }
 
 /// Collector cycles run as the runtime's own goroutines; frequent ones do not hide a deadlock.
@@ -69,12 +71,7 @@ fn a_deadlock_is_reported_while_cycles_run_every_2_ms() {
         &[("GORT_GC_INTERVAL", "2ms")],
         Duration::from_secs(30),
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("fatal error: all goroutines are asleep - deadlock!"),
-        "{stderr}"
-    );
+    assert_deadlock_reported(&out);
 }
 
 #[test]
