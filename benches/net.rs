@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench net                  # every server, 5 runs each
-//! cargo bench --bench net -- gort tokio    # only the servers named
+//! cargo bench --bench net -- gort tokio    # only the servers named (gort tokio may floor go)
 //! cargo test --bench net                   # a tiny smoke run of each server (debug build)
 //! ```
 //!
@@ -12,6 +12,12 @@
 //! `net serve echo-gort|echo-tokio|echo-may` (the servers need tokio and may, which only the
 //! benches, tests and examples of this package may use). Go's equivalent is
 //! `benches/go/echo/main.go`, built with `go build` when `go` is on the `PATH`.
+//!
+//! Beside them runs `floor`: the same echo with no runtime at all, one thread serving every
+//! readiness event of one `mio` poll on the spot. It shows how much of a server's CPU time is
+//! the kernel's work for this load (the reads, the writes, the loopback delivery and the
+//! wake-ups of the client), which no runtime can save; the last line gives it as a fraction
+//! of tokio's.
 //!
 //! A run: 100 connections, each 2,000 round trips of 64 bytes with one message outstanding
 //! (write 64 bytes, read the 64 echoed back). The connections are made, and each has done one
@@ -34,7 +40,8 @@
 //! `benches/http.sh`:
 //!
 //! ```text
-//! target/release/deps/net-HASH serve echo-gort|echo-tokio|echo-may|http-gort|http-tokio [ADDR]
+//! target/release/deps/net-HASH serve SERVER [ADDR]   # echo-gort|echo-tokio|echo-may|echo-floor,
+//!                                                   # http-gort|http-tokio
 //! target/release/deps/net-HASH load ADDR [CONNECTIONS ROUND_TRIPS]
 //! ```
 //!
@@ -122,10 +129,14 @@ fn serve(args: &[String]) {
         "echo-gort" => serve_gort(addr, echo_blocking),
         "echo-tokio" => serve_tokio(addr, echo_tokio),
         "echo-may" => serve_may(addr),
+        "echo-floor" => serve_floor(addr),
         "http-gort" => serve_gort(addr, http_gort),
         "http-tokio" => serve_tokio(addr, http_tokio),
         _ => {
-            eprintln!("usage: net serve echo-gort|echo-tokio|echo-may|http-gort|http-tokio [ADDR]");
+            eprintln!(
+                "usage: net serve echo-gort|echo-tokio|echo-may|echo-floor|http-gort|http-tokio \
+                 [ADDR]"
+            );
             std::process::exit(2);
         }
     }
@@ -184,6 +195,94 @@ fn serve_may(addr: &str) {
             may_spawn(move || echo_blocking(socket));
         }
     });
+}
+
+/// The floor: the least server CPU per message this load can cost, with no runtime at all. One
+/// thread and one edge-triggered `mio` poll; each readiness event is served on the spot (read
+/// until a short read or `WouldBlock`, write each read back), with no tasks, no scheduler and no
+/// second thread to wake. Whatever a runtime spends above this is its own.
+fn serve_floor(addr: &str) {
+    use mio::{Events, Interest, Poll, Token};
+    const LISTENER: Token = Token(usize::MAX);
+    let mut poll = Poll::new().expect("a poll");
+    let addr = addr.parse().expect("a socket address");
+    let mut listener = mio::net::TcpListener::bind(addr).expect("bind");
+    announce(listener.local_addr());
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .unwrap();
+    let mut sockets: Vec<Option<mio::net::TcpStream>> = Vec::new();
+    let mut events = Events::with_capacity(256);
+    loop {
+        match poll.poll(&mut events, None) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            polled => polled.expect("poll"),
+        }
+        for event in &events {
+            if event.token() == LISTENER {
+                loop {
+                    let mut socket = match listener.accept() {
+                        Ok((socket, _)) => socket,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("accept: {e}"),
+                    };
+                    socket.set_nodelay(true).unwrap();
+                    poll.registry()
+                        .register(&mut socket, Token(sockets.len()), Interest::READABLE)
+                        .unwrap();
+                    sockets.push(Some(socket));
+                }
+            } else if let Some(socket) = &mut sockets[event.token().0]
+                && echo_ready(socket).is_err()
+            {
+                let _ = poll.registry().deregister(socket);
+                sockets[event.token().0] = None;
+            }
+        }
+    }
+}
+
+/// Echoes what a ready non-blocking socket holds: `Err` once the peer closed or failed.
+fn echo_ready(socket: &mut mio::net::TcpStream) -> io::Result<()> {
+    let mut buf = [0; READ_BUFFER];
+    loop {
+        match socket.read(&mut buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                write_all_nonblocking(socket, &buf[..n])?;
+                // A short read emptied the socket: the next bytes bring a new edge.
+                if n < buf.len() {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes all of `bytes` to a non-blocking socket, waiting in `poll(2)` while its buffer is full
+/// (which 64-byte echoes with one message outstanding never meet).
+fn write_all_nonblocking(socket: &mut mio::net::TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while !bytes.is_empty() {
+        match socket.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut fd = libc::pollfd {
+                    fd: socket.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: `fd` is one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut fd, 1, -1) };
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Echoes everything it reads until the peer closes (gort and may).
@@ -436,7 +535,7 @@ fn start_server(name: &str, command: &mut Command) -> (Running, SocketAddr) {
 fn servers(load: Load, names: &[&str]) -> Vec<Server> {
     let me = std::env::current_exe().expect("the bench binary's path");
     let mut servers = Vec::new();
-    for name in ["gort", "tokio", "may"] {
+    for name in ["gort", "tokio", "may", "floor"] {
         let mut command = Command::new(&me);
         command.args(["serve", &format!("echo-{name}")]);
         servers.push(Server { name, command });
@@ -493,7 +592,7 @@ fn bench(load: Load, names: &[&str]) {
     let client = Client::from_env();
     let mut servers = servers(load, names);
     if servers.is_empty() {
-        println!("TCP echo: no server is named {names:?} (gort, tokio, may, go)");
+        println!("TCP echo: no server is named {names:?} (gort, tokio, may, floor, go)");
         return;
     }
     println!(
@@ -561,6 +660,13 @@ fn bench(load: Load, names: &[&str]) {
                 ratios.join(", ")
             );
         }
+    }
+    let median_of = |name| medians.iter().find(|(n, _)| *n == name).map(|m| m.1);
+    if let (Some(floor), Some(tokio)) = (median_of("floor"), median_of("tokio")) {
+        println!(
+            "the floor (no runtime) costs {:.2} of tokio's server CPU per message",
+            floor / tokio
+        );
     }
 }
 
