@@ -19,8 +19,12 @@
 //!   mark the reused descriptor ready, which costs its next waiter one extra attempt;
 //! - `BLOCKED` is set only by the M that then blocks in the poll, under the poll lock, after it
 //!   re-checked the waiter count; a waiter that leaves last reads it after its decrement (both
-//!   sequentially consistent), so one of the two sees the other.
+//!   sequentially consistent), so one of the two sees the other;
+//! - the poll lock covers the kernel call only, so the wake-ups of two polls may run at once,
+//!   each for its own events. Readiness is a hint: a direction notified twice, in any order,
+//!   costs its next waiter one extra attempt at most.
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
@@ -92,7 +96,10 @@ pub(crate) struct Desc {
 }
 
 struct Poller {
-    poll: Mutex<(Poll, Events)>,
+    /// Held only for the poll itself: the events go into the polling thread's own buffer, and
+    /// their goroutines are woken after the lock is let go, so that an M about to block in the
+    /// poll does not wait for another M's wake-ups.
+    poll: Mutex<Poll>,
     registry: Registry,
     waker: Waker,
     free: Mutex<Vec<&'static Desc>>,
@@ -118,7 +125,7 @@ fn poller() -> io::Result<&'static Poller> {
         let registry = poll.registry().try_clone().map_err(|e| e.kind())?;
         let waker = Waker::new(&registry, WAKER).map_err(|e| e.kind())?;
         Ok(Poller {
-            poll: Mutex::new((poll, Events::with_capacity(EVENTS))),
+            poll: Mutex::new(poll),
             registry,
             waker,
             free: Mutex::new(Vec::new()),
@@ -200,15 +207,15 @@ pub(crate) fn poll_now() -> bool {
     let Some(Ok(poller)) = POLLER.get() else {
         return false;
     };
-    let Some(mut guard) = poller.poll.try_lock() else {
+    let Some(mut poll) = poller.poll.try_lock() else {
         return false;
     };
-    let (poll, events) = &mut *guard;
     LAST_POLL_MS.store(now_ms(), Ordering::Relaxed);
-    if poll.poll(events, Some(Duration::ZERO)).is_err() {
-        return false;
-    }
-    dispatch(events)
+    with_events(|events| {
+        let polled = poll.poll(events, Some(Duration::ZERO));
+        drop(poll);
+        polled.is_ok() && dispatch(events)
+    })
 }
 
 /// Polls without blocking if nobody did for `after` (sysmon's net poll, for when every M is
@@ -231,26 +238,36 @@ pub(crate) fn block(woken: impl FnOnce()) -> bool {
         BLOCKED.store(false, Ordering::SeqCst);
         return false;
     };
-    let mut guard = poller.poll.lock();
+    let mut poll = poller.poll.lock();
     // Re-checked after `BLOCKED` is set: see the module's invariant.
     if WAITERS.load(Ordering::SeqCst) == 0 {
         BLOCKED.store(false, Ordering::SeqCst);
         return false;
     }
-    let (poll, events) = &mut *guard;
-    let polled = loop {
-        match poll.poll(events, None) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            polled => break polled,
+    with_events(|events| {
+        let polled = loop {
+            match poll.poll(events, None) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                polled => break polled,
+            }
+        };
+        drop(poll);
+        BLOCKED.store(false, Ordering::SeqCst);
+        LAST_POLL_MS.store(now_ms(), Ordering::Relaxed);
+        woken();
+        if polled.is_ok() {
+            dispatch(events);
         }
-    };
-    BLOCKED.store(false, Ordering::SeqCst);
-    LAST_POLL_MS.store(now_ms(), Ordering::Relaxed);
-    woken();
-    if polled.is_ok() {
-        dispatch(events);
-    }
+    });
     true
+}
+
+/// Runs `f` with the calling thread's event buffer (each M, and sysmon, has its own).
+fn with_events<R>(f: impl FnOnce(&mut Events) -> R) -> R {
+    thread_local! {
+        static BUFFER: RefCell<Events> = RefCell::new(Events::with_capacity(EVENTS));
+    }
+    BUFFER.with(|events| f(&mut events.borrow_mut()))
 }
 
 /// Wakes the M blocked in the poller, if one is: `true` if one was.
