@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench net                  # every server, 5 runs each
 //! cargo bench --bench net -- gort tokio    # only the servers named (gort tokio may floor go)
+//! NET_BENCH_RUNS=9 cargo bench --bench net  # more runs each, on a noisy machine
 //! cargo test --bench net                   # a tiny smoke run of each server (debug build)
 //! ```
 //!
@@ -84,6 +85,20 @@ const FULL: Load = Load {
     runs: 5,
 };
 
+/// [`FULL`], with `NET_BENCH_RUNS` runs of each server if that is set to a positive number.
+fn full_load() -> Load {
+    let runs = std::env::var("NET_BENCH_RUNS").ok().map(|runs| {
+        runs.parse()
+            .ok()
+            .filter(|&runs| runs > 0)
+            .unwrap_or_else(|| panic!("NET_BENCH_RUNS={runs:?} is not a positive number"))
+    });
+    Load {
+        runs: runs.unwrap_or(FULL.runs),
+        ..FULL
+    }
+}
+
 /// `cargo test --bench net`: each server once, with a few connections, to see that it works.
 const SMOKE: Load = Load {
     connections: 4,
@@ -110,7 +125,7 @@ fn main() {
                 .collect();
             // Like criterion: `cargo bench` passes `--bench`, `cargo test` does not.
             if args.iter().any(|arg| arg == "--bench") {
-                bench(FULL, &names);
+                bench(full_load(), &names);
             } else {
                 bench(SMOKE, &names);
                 smoke_http();
@@ -541,7 +556,7 @@ fn servers(load: Load, names: &[&str]) -> Vec<Server> {
         servers.push(Server { name, command });
     }
     // Go only in real measurements: the smoke run must not depend on it.
-    if load.runs > 1
+    if load.round_trips > SMOKE.round_trips
         && (names.is_empty() || names.contains(&"go"))
         && let Some(command) = go_server(&me)
     {
