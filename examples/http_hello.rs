@@ -25,6 +25,7 @@ mod server;
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use gort::net::{TcpListener, TcpStream};
@@ -236,13 +237,25 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
 }
 
-/// Appends the `Hello, World!` answer to one request.
+/// Appends the `Hello, World!` answer to one request. The full answer on a kept-open HTTP/1.1
+/// connection (to any request but `HEAD`), which nearly every request gets, is always the same
+/// bytes: they are formatted once and copied from then on.
 fn write_hello(out: &mut Vec<u8>, answer: Answer) {
+    static KEPT_OPEN_ANSWER: OnceLock<Vec<u8>> = OnceLock::new();
     let connection = match (answer.keep_alive, answer.http_1_0) {
         (false, _) => Some("close"),
         (true, true) => Some("keep-alive"),
         (true, false) => None,
     };
+    if connection.is_none() && !answer.head_only {
+        let bytes = KEPT_OPEN_ANSWER.get_or_init(|| {
+            let mut bytes = Vec::new();
+            write_response(&mut bytes, OK, None, BODY.len(), BODY);
+            bytes
+        });
+        out.extend_from_slice(bytes);
+        return;
+    }
     let body = if answer.head_only { &[][..] } else { BODY };
     write_response(out, OK, connection, BODY.len(), body);
 }
