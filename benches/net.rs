@@ -248,7 +248,7 @@ fn serve_floor(addr: &str) {
                     sockets.push(Some(socket));
                 }
             } else if let Some(socket) = &mut sockets[event.token().0]
-                && echo_ready(socket).is_err()
+                && echo_ready(socket, event.is_read_closed()).is_err()
             {
                 let _ = poll.registry().deregister(socket);
                 sockets[event.token().0] = None;
@@ -258,7 +258,9 @@ fn serve_floor(addr: &str) {
 }
 
 /// Echoes what a ready non-blocking socket holds: `Err` once the peer closed or failed.
-fn echo_ready(socket: &mut mio::net::TcpStream) -> io::Result<()> {
+/// `closing`: the peer's close came with this event, so the socket is read to its end rather
+/// than left after a short read (no later edge would come for the end).
+fn echo_ready(socket: &mut mio::net::TcpStream, closing: bool) -> io::Result<()> {
     let mut buf = [0; READ_BUFFER];
     loop {
         match socket.read(&mut buf) {
@@ -266,7 +268,7 @@ fn echo_ready(socket: &mut mio::net::TcpStream) -> io::Result<()> {
             Ok(n) => {
                 write_all_nonblocking(socket, &buf[..n])?;
                 // A short read emptied the socket: the next bytes bring a new edge.
-                if n < buf.len() {
+                if n < buf.len() && !closing {
                     return Ok(());
                 }
             }

@@ -16,7 +16,8 @@
 //! Invariants:
 //! - descriptors are type-stable: never freed, only reused through a free list, so a token from
 //!   an event that raced a socket's close still points at a `Desc`. Such a stale event can only
-//!   mark the reused descriptor ready, which costs its next waiter one extra attempt;
+//!   mark the reused descriptor ready, which costs its next waiter one extra attempt, or mark it
+//!   read-closed, which costs its reads the skipped first attempt (see `pollable`) for good;
 //! - `BLOCKED` is set only by the M that then blocks in the poll, under the poll lock, after it
 //!   re-checked the waiter count; a waiter that leaves last reads it after its decrement (both
 //!   sequentially consistent), so one of the two sees the other;
@@ -262,7 +263,8 @@ pub(crate) fn block(woken: impl FnOnce()) -> bool {
     true
 }
 
-/// Runs `f` with the calling thread's event buffer (each M, and sysmon, has its own).
+/// Runs `f` with the calling thread's event buffer (each M, and sysmon, has its own). Nothing
+/// that waking goroutines calls polls again, so the buffer is never borrowed twice.
 fn with_events<R>(f: impl FnOnce(&mut Events) -> R) -> R {
     thread_local! {
         static BUFFER: RefCell<Events> = RefCell::new(Events::with_capacity(EVENTS));
