@@ -2,8 +2,9 @@
 //! quarter of `GOMAXPROCS` (`gcBackgroundUtilization`), a cycle aims at a quarter of the
 //! processors' time while goroutines wait to run: with four processors that is a whole one
 //! (Go's dedicated worker), with fewer a part of one (Go's fractional worker, which Go uses for
-//! `GOMAXPROCS` of 3 or less), and with more still one, since a cycle is one goroutine. When no goroutine waits, the cycle takes all the time it can
-//! (Go's idle workers): nobody waits for the processor it holds.
+//! `GOMAXPROCS` of 3 or less), and with more still one, since a cycle is one goroutine. When no
+//! goroutine waits, the cycle takes all the time it can (Go's idle workers): nobody waits for
+//! the processor it holds.
 //!
 //! Invariants:
 //! - the cycle pauses ([`Share::pause`]) only between batches, never while it holds a claim;
@@ -53,15 +54,19 @@ impl Share {
     pub(crate) fn pause(&mut self) {
         let now = Instant::now();
         self.ran += now - self.resumed;
-        if !sched::goroutines_waiting() {
+        let step_aside = if sched::goroutines_waiting() {
+            self.behind(now - self.started)
+        } else {
             self.started = now;
             self.ran = Duration::ZERO;
-        } else if let Some(step_aside) = self.behind(now - self.started) {
-            crate::time::sleep(step_aside);
-            self.resumed = Instant::now();
-            return;
+            None
+        };
+        match step_aside {
+            Some(step_aside) => crate::time::sleep(step_aside),
+            None => {
+                sched::yield_current();
+            }
         }
-        sched::yield_current();
         self.resumed = Instant::now();
     }
 

@@ -942,7 +942,8 @@ impl Scheduler {
     fn execute(&'static self, m: &MLocal, g: GRef) {
         let this = m.p.get().expect("an M runs goroutines only with a P");
         m.ran_with_p.set(true);
-        if g.is_system() {
+        let system = g.is_system();
+        if system {
             SYSTEM_RUNS.fetch_add(1, Ordering::SeqCst);
         }
         this.hot
@@ -950,7 +951,7 @@ impl Scheduler {
             .store(this.hot.tick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         g.start_running();
         // The runtime's own goroutines keep no thread-local state across a switch: they move.
-        if !self.config.migration && !g.is_system() {
+        if !self.config.migration && !system {
             g.lock_to(&m.m);
         }
         // SAFETY: this M moved the status to RUNNING.
@@ -971,7 +972,7 @@ impl Scheduler {
             }
         }
         match outcome {
-            CoroutineResult::Yield(Switch::Yield) if g.is_system() && self.ps.len() > 1 => {
+            CoroutineResult::Yield(Switch::Yield) if system && self.ps.len() > 1 => {
                 // Back where every M looks first: this M's next round takes it again (after a
                 // goroutine locked to this M, every other round), so it keeps its P like Go's
                 // GC workers (a cycle sleeps when it is over its share of the processors); an M
@@ -991,7 +992,7 @@ impl Scheduler {
                 // SAFETY: the goroutine suspended to this M to park.
                 if let Some(g) = unsafe { G::commit_park(g) } {
                     // A wake-up raced the switch.
-                    if g.is_system() {
+                    if system {
                         self.ready_system(g);
                     } else {
                         self.requeue(m, g);
@@ -1024,7 +1025,7 @@ impl Scheduler {
                         None => drop(stack),
                     }
                 }
-                if !g.is_system() {
+                if !system {
                     self.count_finished(m.p.get());
                 }
                 // SAFETY: this M ran the goroutine to its end.

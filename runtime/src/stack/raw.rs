@@ -1,4 +1,5 @@
-//! One stack's (or stack segment's) span: allocated from the heap with its guard installed, and released back.
+//! One stack's (or stack segment's) span: allocated from the heap with its guard installed, and
+//! released back.
 //!
 //! Layout of a stack span, low to high: one heap page of guard, then the usable stack; the top
 //! of the stack is the span's limit.
